@@ -1,0 +1,383 @@
+#include "log/log.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <vector>
+
+#include "log/names.h"
+
+namespace streamkit::log {
+namespace {
+
+int64_t WallClockMs() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+constexpr size_t kProducerSnapshotsKept = 2;
+constexpr size_t kMaxSnapshotBytes = 64u << 20;
+
+}  // namespace
+
+Result<Durability> Durability::Parse(std::string_view t) {
+  Durability d;
+  if (t == "always") {
+    d.mode = Mode::kAlways;
+  } else if (t == "never") {
+    d.mode = Mode::kNever;
+  } else if (t == "interval") {
+    d.mode = Mode::kInterval;
+  } else if (t.substr(0, 9) == "interval=") {
+    std::string_view v = t.substr(9);
+    if (v.size() > 2 && v.substr(v.size() - 2) == "ms") v.remove_suffix(2);
+    int ms = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), ms);
+    if (ec != std::errc() || p != v.data() + v.size() || ms < 1 || ms > 3600000)
+      return Status::InvalidArgument(fmt::format(
+          "durability '{}': the interval must be 1 to 3600000 milliseconds", t));
+    d.mode = Mode::kInterval;
+    d.interval_ms = ms;
+  } else {
+    return Status::InvalidArgument(
+        fmt::format("durability '{}': expected always, interval=MS or never", t));
+  }
+  return d;
+}
+
+std::string Durability::ToString() const {
+  switch (mode) {
+    case Mode::kAlways: return "always";
+    case Mode::kNever: return "never";
+    case Mode::kInterval: return fmt::format("interval={}", interval_ms);
+  }
+  return "?";
+}
+
+Log::Log(std::shared_ptr<io::Io> io, std::string dir, LogOptions opts)
+    : io_(std::move(io)), dir_(std::move(dir)), opts_(std::move(opts)) {
+  if (!opts_.clock) opts_.clock = WallClockMs;
+}
+
+Result<std::unique_ptr<Log>> Log::Open(std::shared_ptr<io::Io> io, std::string dir,
+                                       LogOptions opts, RecoveryReport* report) {
+  if (opts.segment_bytes < kBatchHeaderSize || opts.index_interval_bytes == 0)
+    return Status::InvalidArgument("segment_bytes and index_interval_bytes must be positive");
+  std::unique_ptr<Log> log(new Log(std::move(io), std::move(dir), std::move(opts)));
+  RecoveryReport local;
+  SK_TRY(log->Load(report ? report : &local));
+  if (log->opts_.durability.mode == Durability::Mode::kInterval)
+    log->syncer_ = std::thread([l = log.get()] { l->SyncLoop(); });
+  return log;
+}
+
+Log::~Log() { (void)Close(); }
+
+Status Log::Load(RecoveryReport* report) {
+  SK_TRY(io_->CreateDirs(dir_));
+  SK_ASSIGN_OR_RETURN(auto names, io_->ListDir(dir_));
+  std::vector<uint64_t> bases;
+  for (const std::string& n : names) {
+    if (auto b = ParseSegmentFileName(n, kLogExt)) bases.push_back(*b);
+    else if (n.size() > 4 && n.substr(n.size() - 4) == ".tmp")
+      (void)io_->Remove(dir_ + "/" + n);  // an atomic write that did not finish
+  }
+  std::sort(bases.begin(), bases.end());
+  for (size_t i = 0; i < bases.size(); i++) {
+    bool active = i + 1 == bases.size();
+    SK_ASSIGN_OR_RETURN(auto seg, Segment::Open(*io_, dir_, bases[i], opts_.index_interval_bytes,
+                                                active, report));
+    if (!segments_.empty()) {
+      uint64_t prev_next = segments_.rbegin()->second->next_offset();
+      if (prev_next != bases[i])
+        return Status::Corruption(fmt::format("{}: segment {} ends at offset {} but the next begins at {}",
+                                              dir_, SegmentFileName(segments_.rbegin()->first, kLogExt),
+                                              prev_next, bases[i]));
+    }
+    segments_[bases[i]] = seg;
+  }
+  // A new log starts with an empty segment at offset 0.
+  if (segments_.empty()) {
+    SK_ASSIGN_OR_RETURN(auto seg, Segment::Create(*io_, dir_, 0, opts_.index_interval_bytes));
+    segments_[0] = seg;
+    SK_TRY(io_->SyncDir(dir_));
+  }
+  active_ = segments_.rbegin()->second;
+  end_ = active_->next_offset();
+  synced_ = end_.load();
+  last_append_ms_ = active_->max_arrival_ms();
+  for (auto& [b, s] : segments_) last_append_ms_ = std::max(last_append_ms_, s->max_arrival_ms());
+  return LoadProducerState(report);
+}
+
+Status Log::LoadProducerState(RecoveryReport* report) {
+  SK_ASSIGN_OR_RETURN(auto names, io_->ListDir(dir_));
+  std::vector<uint64_t> snaps;
+  for (const std::string& n : names)
+    if (auto b = ParseSegmentFileName(n, kProducersExt)) snaps.push_back(*b);
+  std::sort(snaps.rbegin(), snaps.rend());
+  uint64_t replay_from = active_->base_offset();
+  for (uint64_t s : snaps) {
+    if (s > end_offset()) continue;  // taken past a tail that recovery cut off
+    auto text = io::ReadSmallFile(*io_, SegmentPath(dir_, s, kProducersExt), kMaxSnapshotBytes);
+    if (!text.ok()) continue;
+    auto at = producers_.Deserialize(reinterpret_cast<const uint8_t*>(text->data()), text->size());
+    if (!at.ok()) continue;  // damaged: fall back to an older one
+    replay_from = std::max(*at, start_offset());
+    break;
+  }
+  // Replay batch headers written after the snapshot.
+  Bytes buf;
+  uint64_t off = replay_from;
+  while (off < end_offset()) {
+    buf.clear();
+    SK_ASSIGN_OR_RETURN(ReadResult r, Read(off, 1u << 20, &buf));
+    for (size_t at = 0; at < buf.size();) {
+      BatchHeader h = DecodeHeader(buf.data() + at);
+      if (h.next_offset() > off) {
+        producers_.Update(h);
+        if (report) report->producer_batches_replayed++;
+      }
+      at += h.batch_length;
+    }
+    off = r.next_offset;
+  }
+  return Status::OK();
+}
+
+Status Log::WriteProducerSnapshotLocked() {
+  uint64_t end = end_offset();
+  Bytes snap = producers_.Serialize(end);
+  SK_TRY(io::WriteFileAtomic(*io_, SegmentPath(dir_, end, kProducersExt), snap.data(), snap.size()));
+  SK_ASSIGN_OR_RETURN(auto names, io_->ListDir(dir_));
+  std::vector<uint64_t> snaps;
+  for (const std::string& n : names)
+    if (auto b = ParseSegmentFileName(n, kProducersExt)) snaps.push_back(*b);
+  std::sort(snaps.rbegin(), snaps.rend());
+  for (size_t i = kProducerSnapshotsKept; i < snaps.size(); i++)
+    (void)io_->Remove(SegmentPath(dir_, snaps[i], kProducersExt));
+  return Status::OK();
+}
+
+Result<AppendResult> Log::Append(std::span<uint8_t> batch) {
+  thread_local Bytes scratch;
+  BatchHeader h;
+  SK_TRY(ValidateBatch(batch, opts_.validate_records ? &opts_.limits : nullptr, &h, &scratch));
+
+  std::lock_guard<std::mutex> g(mu_);
+  if (closed_) return Status::Closed(fmt::format("{}: log is closed", dir_));
+  if (!failed_.ok()) return failed_;
+  ProducerBatch orig{};
+  SK_ASSIGN_OR_RETURN(auto verdict, producers_.Check(h, &orig));
+  if (verdict == ProducerState::Verdict::kDuplicate)
+    return AppendResult{orig.base_offset, orig.base_offset + orig.record_count - 1,
+                        orig.append_time_ms, true};
+
+  int64_t now = std::max(Now(), last_append_ms_);  // arrival times never go backwards
+  if (!active_->empty() &&
+      (active_->size() + batch.size() > opts_.segment_bytes ||
+       now - active_->first_arrival_ms() >= opts_.segment_ms))
+    SK_TRY(RollLocked());
+
+  uint64_t base = end_offset();
+  StampBatch(batch.data(), base, now);
+  h.base_offset = base;
+  h.append_time_ms = now;
+  Status s = active_->Append(batch, h);
+  if (!s.ok()) {
+    // The segment cut the partial write back; the log stays appendable unless even
+    // that failed, in which case it must be reopened (recovery truncates the tail).
+    if (active_->broken()) failed_ = s;
+    return s;
+  }
+  producers_.Update(h);
+  last_append_ms_ = now;
+  end_.store(h.next_offset(), std::memory_order_release);
+  return AppendResult{base, h.last_offset(), now, false};
+}
+
+void Log::AdvanceSynced(uint64_t to) {
+  uint64_t cur = synced_.load(std::memory_order_acquire);
+  while (cur < to && !synced_.compare_exchange_weak(cur, to, std::memory_order_acq_rel)) {
+  }
+  SK_ASSERT(synced_.load() <= end_offset(), "synced {} beyond end {}", synced_.load(), end_offset());
+}
+
+Status Log::Sync() {
+  std::shared_ptr<Segment> seg;
+  uint64_t target;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!failed_.ok()) return failed_;
+    if (closed_) return Status::OK();
+    seg = active_;
+    target = end_offset();
+  }
+  if (synced_offset() >= target) return Status::OK();
+  Status s = seg->Sync();
+  if (!s.ok()) {
+    std::lock_guard<std::mutex> g(mu_);
+    failed_ = Status::FromErrno(s.err() ? s.err() : EIO,
+                                fmt::format("{} (the log must be reopened)", s.message()));
+    return failed_;
+  }
+  AdvanceSynced(target);
+  return Status::OK();
+}
+
+Status Log::WaitDurable(uint64_t end) {
+  if (opts_.durability.mode != Durability::Mode::kAlways) {
+    std::lock_guard<std::mutex> g(mu_);
+    return failed_;
+  }
+  std::unique_lock<std::mutex> l(sync_mu_);
+  while (synced_offset() < end) {
+    if (!sync_running_) {
+      // Leader: one fdatasync covers every append made before it starts; appenders
+      // arriving meanwhile wait and are covered by the next one (group commit).
+      sync_running_ = true;
+      l.unlock();
+      Status s = Sync();
+      l.lock();
+      sync_running_ = false;
+      sync_cv_.notify_all();
+      if (!s.ok()) return s;
+    } else {
+      sync_cv_.wait(l);
+      std::lock_guard<std::mutex> g(mu_);
+      if (!failed_.ok()) return failed_;
+    }
+  }
+  return Status::OK();
+}
+
+void Log::SyncLoop() {
+  auto interval = std::chrono::milliseconds(opts_.durability.interval_ms);
+  std::unique_lock<std::mutex> l(stop_mu_);
+  while (!stop_) {
+    stop_cv_.wait_for(l, interval, [this] { return stop_; });
+    if (stop_) break;
+    l.unlock();
+    (void)Sync();  // a failure poisons the log; appends report it
+    l.lock();
+  }
+}
+
+Status Log::RollLocked() {
+  SK_TRY(active_->Seal());
+  AdvanceSynced(end_offset());
+  SK_ASSIGN_OR_RETURN(auto seg, Segment::Create(*io_, dir_, end_offset(), opts_.index_interval_bytes));
+  SK_TRY(io_->SyncDir(dir_));
+  segments_[seg->base_offset()] = seg;
+  active_ = seg;
+  return WriteProducerSnapshotLocked();
+}
+
+Status Log::Roll() {
+  std::lock_guard<std::mutex> g(mu_);
+  if (!failed_.ok()) return failed_;
+  if (active_->empty()) return Status::OK();
+  return RollLocked();
+}
+
+Result<ReadResult> Log::Read(uint64_t offset, size_t max_bytes, Bytes* out, uint64_t limit) {
+  std::shared_ptr<Segment> seg;
+  uint64_t lim;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    uint64_t start = segments_.begin()->second->base_offset();
+    if (offset < start)
+      return Status::NotFound(fmt::format("{}: offset {} is before the start of the log ({}); "
+                                          "it was removed by retention", dir_, offset, start));
+    lim = std::min(limit, end_offset());
+    if (offset >= lim) return ReadResult{offset, 0};
+    auto it = segments_.upper_bound(offset);
+    seg = std::prev(it)->second;
+  }
+  if (offset >= seg->next_offset()) return ReadResult{offset, 0};
+  SK_ASSIGN_OR_RETURN(uint64_t pos, seg->FindPosition(offset));
+  size_t before = out->size();
+  SK_ASSIGN_OR_RETURN(uint64_t next, seg->ReadBatches(pos, max_bytes, lim, out));
+  return ReadResult{next, out->size() - before};
+}
+
+Result<uint64_t> Log::OffsetForTime(int64_t ts_ms) {
+  std::vector<std::shared_ptr<Segment>> segs;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (auto& [b, s] : segments_) segs.push_back(s);
+  }
+  for (auto& s : segs)
+    if (!s->empty() && s->max_arrival_ms() >= ts_ms) return s->FindOffsetForTime(ts_ms);
+  return end_offset();
+}
+
+void Log::SetRetention(int64_t retention_ms, uint64_t retention_bytes) {
+  std::lock_guard<std::mutex> g(mu_);
+  opts_.retention_ms = retention_ms;
+  opts_.retention_bytes = retention_bytes;
+}
+
+Result<RetentionResult> Log::ApplyRetention() {
+  std::vector<std::shared_ptr<Segment>> victims;
+  RetentionResult res;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!failed_.ok()) return failed_;
+    int64_t cutoff = Now() - opts_.retention_ms;
+    uint64_t total = 0;
+    for (auto& [b, s] : segments_) total += s->size();
+    // The active segment's data, once all expired, is rolled away so that it too can go.
+    if (!active_->empty() && active_->max_arrival_ms() < cutoff) SK_TRY(RollLocked());
+    while (segments_.size() > 1) {
+      auto& s = segments_.begin()->second;
+      bool expired = s->max_arrival_ms() < cutoff;
+      bool over = opts_.retention_bytes > 0 && total > opts_.retention_bytes;
+      if (!expired && !over) break;
+      total -= s->size();
+      res.bytes_removed += s->size();
+      victims.push_back(s);
+      segments_.erase(segments_.begin());
+    }
+    res.new_start_offset = segments_.begin()->second->base_offset();
+  }
+  for (auto& s : victims) SK_TRY(s->RemoveFiles(*io_));
+  if (!victims.empty()) SK_TRY(io_->SyncDir(dir_));
+  res.segments_removed = int(victims.size());
+  return res;
+}
+
+Status Log::Close() {
+  {
+    std::lock_guard<std::mutex> g(stop_mu_);
+    stop_ = true;
+  }
+  stop_cv_.notify_all();
+  if (syncer_.joinable()) syncer_.join();
+  std::lock_guard<std::mutex> g(mu_);
+  if (closed_) return Status::OK();
+  closed_ = true;
+  if (!failed_.ok()) return failed_;
+  SK_TRY(active_->Sync());
+  AdvanceSynced(end_offset());
+  return WriteProducerSnapshotLocked();
+}
+
+uint64_t Log::start_offset() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return segments_.begin()->second->base_offset();
+}
+
+uint64_t Log::size_bytes() const {
+  std::lock_guard<std::mutex> g(mu_);
+  uint64_t t = 0;
+  for (auto& [b, s] : segments_) t += s->size();
+  return t;
+}
+
+size_t Log::segment_count() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return segments_.size();
+}
+
+}  // namespace streamkit::log

@@ -1,0 +1,330 @@
+#include "log/segment.h"
+
+#include <algorithm>
+
+#include "log/names.h"
+
+namespace streamkit::log {
+
+std::string RecoveryReport::ToString() const {
+  if (clean() && producer_batches_replayed == 0) return "clean";
+  std::string s;
+  if (truncated_bytes > 0)
+    s += fmt::format("truncated {} bytes ({}{}{})", truncated_bytes,
+                     torn_tail ? "torn tail" : "damaged tail", problem.empty() ? "" : ": ", problem);
+  if (indexes_rebuilt > 0) s += fmt::format("{}rebuilt {} index file(s)", s.empty() ? "" : "; ", indexes_rebuilt);
+  if (s.empty()) s = "clean";
+  return s;
+}
+
+Result<std::shared_ptr<Segment>> Segment::Create(io::Io& io, const std::string& dir,
+                                                 uint64_t base_offset, size_t index_interval) {
+  std::shared_ptr<Segment> s(new Segment(base_offset, index_interval));
+  std::string path = SegmentPath(dir, base_offset, kLogExt);
+  if (io.Exists(path)) return Status::InvalidArgument(fmt::format("{} already exists", path));
+  SK_ASSIGN_OR_RETURN(s->file_, io.Open(path, io::OpenMode::kCreate));
+  SK_TRY(s->offset_index_.Open(io, SegmentPath(dir, base_offset, kIndexExt)));
+  SK_TRY(s->offset_index_.Reset());
+  SK_TRY(s->time_index_.Open(io, SegmentPath(dir, base_offset, kTimeIndexExt)));
+  SK_TRY(s->time_index_.Reset());
+  s->next_offset_ = base_offset;
+  return s;
+}
+
+Result<std::shared_ptr<Segment>> Segment::Open(io::Io& io, const std::string& dir,
+                                               uint64_t base_offset, size_t index_interval,
+                                               bool active, RecoveryReport* report) {
+  std::shared_ptr<Segment> s(new Segment(base_offset, index_interval));
+  SK_ASSIGN_OR_RETURN(s->file_, io.Open(SegmentPath(dir, base_offset, kLogExt),
+                                        io::OpenMode::kReadWrite));
+  SK_TRY(s->LoadIndexes(io, dir, active, report));
+  return s;
+}
+
+Segment::~Segment() = default;
+
+Status Segment::LoadIndexes(io::Io& io, const std::string& dir, bool active,
+                            RecoveryReport* report) {
+  SK_ASSIGN_OR_RETURN(uint64_t file_size, file_->Size());
+  bool had_indexes = io.Exists(SegmentPath(dir, base_, kIndexExt)) &&
+                     io.Exists(SegmentPath(dir, base_, kTimeIndexExt));
+  Status oi = offset_index_.Open(io, SegmentPath(dir, base_, kIndexExt));
+  Status ti = time_index_.Open(io, SegmentPath(dir, base_, kTimeIndexExt));
+  if (!oi.ok() && !oi.is(Status::Code::kCorruption)) return oi;
+  if (!ti.ok() && !ti.is(Status::Code::kCorruption)) return ti;
+
+  // Keep offset index entries only up to the last one that points at a valid batch
+  // header carrying the expected offset; entries can run ahead of the data after a
+  // crash, because index and log are separate files.
+  bool damaged = !oi.ok() || !ti.ok() || (!had_indexes && file_size > 0);
+  size_t keep = oi.ok() ? offset_index_.entries().size() : 0;
+  while (keep > 0) {
+    const OffsetEntry& e = offset_index_.entries()[keep - 1];
+    uint8_t hdr[kBatchHeaderSize];
+    BatchHeader h;
+    if (e.position + kBatchHeaderSize <= file_size) {
+      SK_ASSIGN_OR_RETURN(size_t got, file_->ReadAt(hdr, sizeof hdr, e.position));
+      if (got == sizeof hdr && CheckHeader(hdr, &h).ok() && h.base_offset == base_ + e.rel_offset &&
+          e.position + h.batch_length <= file_size)
+        break;
+    }
+    keep--;
+    damaged = true;
+  }
+  if (!oi.ok()) SK_TRY(offset_index_.Reset());
+  offset_index_.KeepFirst(keep);
+
+  uint64_t start_pos = 0, start_off = base_;
+  if (keep > 0) {
+    start_pos = offset_index_.entries()[keep - 1].position;
+    start_off = base_ + offset_index_.entries()[keep - 1].rel_offset;
+  }
+  // Time entries past the restart point are dropped; the scan re-adds them.
+  if (!ti.ok()) SK_TRY(time_index_.Reset());
+  {
+    const auto& te = time_index_.entries();
+    size_t tkeep = 0;
+    while (tkeep < te.size() && base_ + te[tkeep].rel_offset < start_off) tkeep++;
+    time_index_.KeepFirst(tkeep);
+    if (tkeep > 0) max_arrival_ = te[tkeep - 1].timestamp;
+  }
+  if (damaged && report) report->indexes_rebuilt++;
+
+  size_ = start_pos;
+  next_offset_ = start_off;
+  bytes_since_entry_ = 0;
+  SK_TRY(ScanFrom(start_pos, start_off, active, report));
+  if (first_arrival_ == INT64_MIN && size() > 0) {
+    uint8_t hdr[kBatchHeaderSize];
+    SK_ASSIGN_OR_RETURN(size_t got, file_->ReadAt(hdr, sizeof hdr, 0));
+    if (got == sizeof hdr) first_arrival_ = DecodeHeader(hdr).max_arrival_ms();
+  }
+  SK_ASSIGN_OR_RETURN(uint64_t now_size, file_->Size());
+  if (now_size > size()) {
+    if (!active)
+      return Status::Corruption(fmt::format("{}: bad batch at byte {} of a sealed segment ({} bytes follow)",
+                                            path(), size(), now_size - size()));
+    if (report) report->truncated_bytes += now_size - size();
+    SK_TRY(file_->Truncate(size()));
+    SK_TRY(file_->DataSync());
+  }
+  return FlushIndexes();
+}
+
+void Segment::NoteBatch(uint64_t pos, const BatchHeader& h) {
+  int64_t arrival = std::max(max_arrival_.load(std::memory_order_relaxed), h.max_arrival_ms());
+  if (pos > 0 && bytes_since_entry_ >= index_interval_) {
+    uint32_t rel = uint32_t(h.base_offset - base_);
+    std::lock_guard<std::mutex> g(index_mu_);
+    offset_index_.Add(OffsetEntry{rel, uint32_t(pos)});
+    if (time_index_.empty() || arrival > time_index_.entries().back().timestamp)
+      time_index_.Add(TimeEntry{arrival, rel});
+    bytes_since_entry_ = 0;
+  }
+  bytes_since_entry_ += h.batch_length;
+  if (first_arrival_.load(std::memory_order_relaxed) == INT64_MIN && pos == 0)
+    first_arrival_.store(h.max_arrival_ms(), std::memory_order_release);
+  max_arrival_.store(arrival, std::memory_order_release);
+}
+
+Status Segment::ScanFrom(uint64_t pos, uint64_t offset, bool full, RecoveryReport* report) {
+  SK_ASSIGN_OR_RETURN(uint64_t file_size, file_->Size());
+  Bytes buf;
+  Bytes scratch;
+  while (pos < file_size) {
+    std::string problem;
+    bool torn = false;
+    uint8_t hdr[kBatchHeaderSize];
+    BatchHeader h;
+    if (file_size - pos < kBatchHeaderSize) {
+      torn = true;
+      problem = fmt::format("{} bytes at the end, less than a batch header", file_size - pos);
+    } else {
+      SK_ASSIGN_OR_RETURN(size_t got, file_->ReadAt(hdr, sizeof hdr, pos));
+      if (got != sizeof hdr) return Status::Corruption(fmt::format("{}: short read at {}", path(), pos));
+      Status hs = CheckHeader(hdr, &h);
+      if (!hs.ok()) {
+        problem = hs.message();
+      } else if (h.base_offset != offset) {
+        problem = fmt::format("batch base offset {} where {} was expected", h.base_offset, offset);
+      } else if (pos + h.batch_length > file_size) {
+        torn = true;
+        problem = fmt::format("batch of {} bytes with only {} left in the file", h.batch_length,
+                              file_size - pos);
+      } else if (full) {
+        buf.resize(h.batch_length);
+        SK_ASSIGN_OR_RETURN(size_t n, file_->ReadAt(buf.data(), buf.size(), pos));
+        if (n != buf.size()) return Status::Corruption(fmt::format("{}: short read at {}", path(), pos));
+        Status vs = ValidateBatch(buf, nullptr, nullptr, &scratch);
+        if (!vs.ok()) {
+          problem = vs.message();
+          torn = pos + h.batch_length == file_size;  // a torn write of the final batch
+        }
+        if (report) report->scanned_bytes += h.batch_length;
+      }
+    }
+    if (!problem.empty()) {
+      if (report && report->problem.empty()) {
+        report->problem = fmt::format("{} at byte {}: {}", path(), pos, problem);
+        report->torn_tail = torn;
+      }
+      break;  // the caller cuts the file at `pos`
+    }
+    NoteBatch(pos, h);
+    pos += h.batch_length;
+    offset = h.next_offset();
+    size_.store(pos, std::memory_order_release);
+    next_offset_.store(offset, std::memory_order_release);
+  }
+  return Status::OK();
+}
+
+Status Segment::Append(std::span<const uint8_t> batch, const BatchHeader& h) {
+  if (broken_) return Status::FromErrno(EIO, fmt::format("{}: segment needs recovery after a failed write", path()));
+  SK_ASSERT(!sealed_, "append to sealed segment {}", path());
+  SK_ASSERT(h.base_offset == next_offset(), "batch offset {} != next offset {}", h.base_offset,
+            next_offset());
+  uint64_t pos = size();
+  Status s = file_->WriteAt(batch.data(), batch.size(), pos);
+  if (!s.ok()) {
+    // Cut back whatever part of the batch landed, so the file again ends on a whole batch.
+    if (!file_->Truncate(pos).ok()) broken_ = true;
+    return s;
+  }
+  NoteBatch(pos, h);
+  size_.store(pos + batch.size(), std::memory_order_release);
+  next_offset_.store(h.next_offset(), std::memory_order_release);
+  if (++appends_since_flush_ >= kIndexFlushEvery) {
+    appends_since_flush_ = 0;
+    // Best effort: an index that lags or is lost is rebuilt from the log on open.
+    (void)FlushIndexes();
+  }
+  return Status::OK();
+}
+
+Result<uint64_t> Segment::FindPosition(uint64_t offset) {
+  uint64_t pos = 0;
+  {
+    std::lock_guard<std::mutex> g(index_mu_);
+    const auto& es = offset_index_.entries();
+    uint32_t rel = uint32_t(offset - base_);
+    auto it = std::upper_bound(es.begin(), es.end(), rel,
+                               [](uint32_t r, const OffsetEntry& e) { return r < e.rel_offset; });
+    if (it != es.begin()) pos = std::prev(it)->position;
+  }
+  uint64_t end = size();
+  while (pos < end) {
+    uint8_t hdr[kBatchHeaderSize];
+    SK_ASSIGN_OR_RETURN(size_t got, file_->ReadAt(hdr, sizeof hdr, pos));
+    BatchHeader h;
+    if (got != sizeof hdr) return Status::Corruption(fmt::format("{}: short read at {}", path(), pos));
+    SK_TRY(CheckHeader(hdr, &h));
+    if (h.next_offset() > offset) return pos;
+    pos += h.batch_length;
+  }
+  return Status::NotFound(fmt::format("{}: offset {} not in segment", path(), offset));
+}
+
+Result<uint64_t> Segment::FindOffsetForTime(int64_t ts) {
+  if (max_arrival_ms() < ts) return next_offset();
+  uint64_t start = base_;
+  {
+    std::lock_guard<std::mutex> g(index_mu_);
+    const auto& te = time_index_.entries();
+    // The last entry whose running maximum is still below ts: every batch up to it
+    // arrived earlier, so the answer lies after it.
+    auto it = std::lower_bound(te.begin(), te.end(), ts,
+                               [](const TimeEntry& e, int64_t t) { return e.timestamp < t; });
+    if (it != te.begin()) start = base_ + std::prev(it)->rel_offset;
+  }
+  SK_ASSIGN_OR_RETURN(uint64_t pos, FindPosition(start));
+  uint64_t end = size();
+  Bytes buf, scratch;
+  while (pos < end) {
+    uint8_t hdr[kBatchHeaderSize];
+    SK_ASSIGN_OR_RETURN(size_t got, file_->ReadAt(hdr, sizeof hdr, pos));
+    BatchHeader h;
+    if (got != sizeof hdr) return Status::Corruption(fmt::format("{}: short read at {}", path(), pos));
+    SK_TRY(CheckHeader(hdr, &h));
+    if (h.max_arrival_ms() >= ts) {
+      if (h.timestamp_type() == TimestampType::kLogAppend) return h.base_offset;
+      buf.resize(h.batch_length);
+      SK_ASSIGN_OR_RETURN(size_t n, file_->ReadAt(buf.data(), buf.size(), pos));
+      if (n != buf.size()) return Status::Corruption(fmt::format("{}: short read at {}", path(), pos));
+      BatchRecords br;
+      SK_TRY(br.Open(buf, &scratch));
+      Record r;
+      while (br.Next(&r))
+        if (r.arrival_ms >= ts) return r.offset;
+      SK_TRY(br.status());
+    }
+    pos += h.batch_length;
+  }
+  return next_offset();
+}
+
+Result<uint64_t> Segment::ReadBatches(uint64_t pos, size_t max_bytes, uint64_t offset_limit,
+                                      Bytes* out) {
+  uint64_t end = size();
+  if (pos >= end) return Status::InvalidArgument(fmt::format("{}: read at {} past the end {}", path(), pos, end));
+  // One read of up to max_bytes, then keep only whole batches below offset_limit.
+  size_t want = size_t(std::min<uint64_t>(end - pos, std::max<size_t>(max_bytes, kBatchHeaderSize)));
+  size_t at = out->size();
+  out->resize(at + want);
+  SK_ASSIGN_OR_RETURN(size_t got, file_->ReadAt(out->data() + at, want, pos));
+  if (got != want) return Status::Corruption(fmt::format("{}: short read at {}", path(), pos));
+  size_t used = 0;
+  uint64_t next = 0;
+  while (used + kBatchHeaderSize <= want) {
+    BatchHeader h;
+    SK_TRY(CheckHeader(out->data() + at + used, &h));
+    if (h.base_offset >= offset_limit) break;
+    if (used + h.batch_length > want) {
+      if (used > 0) break;
+      // The first batch is larger than max_bytes: return it whole anyway.
+      out->resize(at + h.batch_length);
+      SK_ASSIGN_OR_RETURN(size_t g2, file_->ReadAt(out->data() + at + want, h.batch_length - want, pos + want));
+      if (g2 != h.batch_length - want) return Status::Corruption(fmt::format("{}: short read at {}", path(), pos));
+      want = h.batch_length;
+    }
+    used += h.batch_length;
+    next = h.next_offset();
+  }
+  out->resize(at + used);
+  if (used == 0) return Status::NotFound(fmt::format("{}: no batch below offset {} at byte {}", path(), offset_limit, pos));
+  return next;
+}
+
+Status Segment::FlushIndexes() {
+  std::lock_guard<std::mutex> g(index_mu_);
+  SK_TRY(offset_index_.Flush());
+  return time_index_.Flush();
+}
+
+Status Segment::Sync() {
+  SK_TRY(file_->DataSync());
+  return FlushIndexes();
+}
+
+Status Segment::Seal() {
+  {
+    std::lock_guard<std::mutex> g(index_mu_);
+    SK_TRY(offset_index_.Sync());
+    SK_TRY(time_index_.Sync());
+  }
+  SK_TRY(file_->DataSync());
+  sealed_ = true;
+  return Status::OK();
+}
+
+Status Segment::RemoveFiles(io::Io& io) {
+  std::string log = path();
+  std::string idx = offset_index_.path();
+  std::string tidx = time_index_.path();
+  SK_TRY(io.Remove(log));
+  (void)io.Remove(idx);
+  (void)io.Remove(tidx);
+  return Status::OK();
+}
+
+}  // namespace streamkit::log

@@ -1,0 +1,109 @@
+// A segment: one .log file of whole batches, with its sparse .index and .timeindex.
+//
+// The log appends to its last (active) segment only; older segments are sealed and
+// immutable until retention removes them. Recovery on open scans only the tail past
+// the last index entry: it validates each batch there (header and body CRC) and cuts
+// the file at the first incomplete or damaged batch.
+//
+// Thread safety: one writer (Append, Seal, Sync: serialised by the Log) and any
+// number of concurrent readers (Find*, Read). Readers see only whole batches: the
+// committed size is published after the bytes and index entries are in place.
+// Durability: Append leaves data in the page cache; Sync() makes it durable.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+
+#include "io/io.h"
+#include "log/batch.h"
+#include "log/segment_index.h"
+
+namespace streamkit::log {
+
+// What opening a log found and repaired.
+struct RecoveryReport {
+  uint64_t truncated_bytes = 0;  // bytes cut from the end of the active segment
+  bool torn_tail = false;        // the cut began at an incomplete final batch
+  std::string problem;           // what the first bad batch was (empty: none)
+  int indexes_rebuilt = 0;       // index files found missing or damaged and rebuilt
+  uint64_t scanned_bytes = 0;    // bytes read to validate the tail
+  int producer_batches_replayed = 0;
+
+  bool clean() const { return truncated_bytes == 0 && indexes_rebuilt == 0; }
+  std::string ToString() const;
+};
+
+class Segment {
+ public:
+  static Result<std::shared_ptr<Segment>> Create(io::Io& io, const std::string& dir,
+                                                 uint64_t base_offset, size_t index_interval);
+  // Opens a segment. `active`: validate the tail's CRCs and cut a bad tail (the last
+  // segment of a log); otherwise only headers are walked to find the end.
+  static Result<std::shared_ptr<Segment>> Open(io::Io& io, const std::string& dir,
+                                               uint64_t base_offset, size_t index_interval,
+                                               bool active, RecoveryReport* report);
+  ~Segment();
+
+  uint64_t base_offset() const { return base_; }
+  uint64_t next_offset() const { return next_offset_.load(std::memory_order_acquire); }
+  uint64_t size() const { return size_.load(std::memory_order_acquire); }
+  bool empty() const { return size() == 0; }
+  // A write failed and could not be cut back: reopen the log to recover.
+  bool broken() const { return broken_; }
+  // Newest arrival time of any record (INT64_MIN when empty); first batch's time.
+  int64_t max_arrival_ms() const { return max_arrival_.load(std::memory_order_acquire); }
+  int64_t first_arrival_ms() const { return first_arrival_.load(std::memory_order_acquire); }
+
+  // Writes one validated, stamped batch whose base offset is next_offset(). On a
+  // failed write the file is cut back; if that fails too the segment is broken and
+  // returns kIoError from then on.
+  Status Append(std::span<const uint8_t> batch, const BatchHeader& h);
+
+  // Position of the batch holding `offset` (base_offset() <= offset < next_offset()).
+  Result<uint64_t> FindPosition(uint64_t offset);
+  // The first offset whose arrival time is >= ts, or next_offset() if none.
+  Result<uint64_t> FindOffsetForTime(int64_t ts);
+  // Reads whole batches from `pos`: at least one, then more while the total stays
+  // within max_bytes and base offsets stay below `offset_limit`. Appends to `out`.
+  // Returns the offset after the last batch read.
+  Result<uint64_t> ReadBatches(uint64_t pos, size_t max_bytes, uint64_t offset_limit, Bytes* out);
+
+  Status FlushIndexes();
+  Status Sync();  // data, then indexes
+  // Syncs data and indexes; no appends after this.
+  Status Seal();
+  Status RemoveFiles(io::Io& io);
+
+  io::File& file() { return *file_; }
+  const std::string& path() const { return file_->path(); }
+
+ private:
+  Segment(uint64_t base, size_t index_interval) : base_(base), index_interval_(index_interval) {}
+  Status LoadIndexes(io::Io& io, const std::string& dir, bool active, RecoveryReport* report);
+  // Walks batches from (pos, offset) to the end of the file, adding index entries.
+  // Stops at the first bad batch; `full` also checks body CRCs.
+  Status ScanFrom(uint64_t pos, uint64_t offset, bool full, RecoveryReport* report);
+  void NoteBatch(uint64_t pos, const BatchHeader& h);  // index bookkeeping
+
+  const uint64_t base_;
+  const size_t index_interval_;
+  std::unique_ptr<io::File> file_;
+  std::atomic<uint64_t> size_{0};
+  std::atomic<uint64_t> next_offset_{0};
+  std::atomic<int64_t> max_arrival_{INT64_MIN};
+  std::atomic<int64_t> first_arrival_{INT64_MIN};
+  uint64_t bytes_since_entry_ = 0;
+  static constexpr int kIndexFlushEvery = 1024;  // appends between index writes
+  int appends_since_flush_ = 0;
+  bool broken_ = false;
+  bool sealed_ = false;
+
+  std::mutex index_mu_;  // guards the indexes' entry vectors
+  OffsetIndex offset_index_;
+  TimeIndex time_index_;
+};
+
+}  // namespace streamkit::log

@@ -1,0 +1,18 @@
+// CRC-32C (Castagnoli, polynomial 0x1EDC6F41, reflected 0x82F63B78), the checksum of
+// every streamkit batch. Uses the SSE4.2 crc32 instruction when the CPU has it (checked
+// once at run time), else a slice-by-8 table. Crc32c("123456789") == 0xE3069283.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace streamkit::crc32c {
+
+// Extends `crc` (the value returned for the preceding bytes; 0 to start) over n bytes.
+uint32_t Extend(uint32_t crc, const void* data, size_t n);
+inline uint32_t Value(const void* data, size_t n) { return Extend(0, data, n); }
+
+// True when the hardware path is in use (for benchmark reports).
+bool HardwareAccelerated();
+
+}  // namespace streamkit::crc32c

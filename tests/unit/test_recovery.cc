@@ -1,0 +1,201 @@
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "log/log.h"
+#include "log/names.h"
+#include "test_helpers.h"
+
+using namespace streamkit;
+using namespace streamkit::log;
+using streamkit::testing::MakeBatch;
+using streamkit::testing::TempDir;
+using streamkit::testing::TestIo;
+namespace fs = std::filesystem;
+
+namespace {
+
+LogOptions Opts(size_t index_interval = 128) {
+  LogOptions o;
+  o.index_interval_bytes = index_interval;
+  o.durability.mode = Durability::Mode::kNever;
+  return o;
+}
+
+// Writes `batches` batches of 3 records into a fresh log and closes it. Returns the
+// byte positions where each batch starts, plus the final size.
+std::vector<uint64_t> BuildLog(const std::string& dir, int batches, size_t index_interval = 128) {
+  auto log = Log::Open(TestIo(), dir, Opts(index_interval));
+  REQUIRE(log.ok());
+  std::vector<uint64_t> starts;
+  uint64_t pos = 0;
+  for (int i = 0; i < batches; i++) {
+    Bytes b = MakeBatch(3, i * 3);
+    starts.push_back(pos);
+    pos += b.size();
+    REQUIRE((*log)->Append(b).ok());
+  }
+  starts.push_back(pos);
+  REQUIRE((*log)->Close().ok());
+  return starts;
+}
+
+void Copy(const std::string& from, const std::string& to) {
+  fs::remove_all(to);
+  fs::copy(from, to, fs::copy_options::recursive);
+}
+
+std::string SegFile(const std::string& dir, std::string_view ext) {
+  return dir + "/" + SegmentFileName(0, ext);
+}
+
+uint64_t CountRecords(Log& log) {
+  uint64_t off = log.start_offset(), n = 0;
+  while (off < log.end_offset()) {
+    Bytes buf;
+    auto r = log.Read(off, 1 << 16, &buf);
+    REQUIRE(r.ok());
+    RecordCursor c(buf, off);
+    Record rec;
+    while (c.Next(&rec)) {
+      REQUIRE(rec.key == "key-" + std::to_string(rec.offset));
+      n++;
+    }
+    REQUIRE(c.status().ok());
+    off = r->next_offset;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("a last batch truncated at every byte offset is cut; appends continue at the right offset") {
+  TempDir dir;
+  const int kBatches = 12;
+  auto starts = BuildLog(dir.sub("orig"), kBatches);
+  uint64_t last = starts[kBatches - 1], size = starts[kBatches];
+  for (uint64_t cut = last; cut < size; cut++) {
+    Copy(dir.sub("orig"), dir.sub("t"));
+    fs::resize_file(SegFile(dir.sub("t"), kLogExt), cut);
+    RecoveryReport rep;
+    auto log = Log::Open(TestIo(), dir.sub("t"), Opts(), &rep);
+    REQUIRE(log.ok());
+    CHECK((*log)->end_offset() == uint64_t(kBatches - 1) * 3);
+    CHECK(rep.truncated_bytes == cut - last);
+    if (cut > last) CHECK(rep.torn_tail);
+    CHECK(CountRecords(**log) == uint64_t(kBatches - 1) * 3);
+    Bytes b = MakeBatch(3, (kBatches - 1) * 3);
+    auto r = (*log)->Append(b);
+    REQUIRE(r.ok());
+    CHECK(r->base_offset == uint64_t(kBatches - 1) * 3);
+    CHECK(CountRecords(**log) == uint64_t(kBatches) * 3);
+  }
+}
+
+TEST_CASE("random garbage after the last batch is cut, complete batches kept") {
+  TempDir dir;
+  const int kBatches = 8;
+  auto starts = BuildLog(dir.sub("orig"), kBatches);
+  std::mt19937_64 rng(7);
+  for (int trial = 0; trial < 60; trial++) {
+    Copy(dir.sub("orig"), dir.sub("t"));
+    size_t n = 1 + rng() % (trial < 30 ? 100 : 10000);
+    std::string junk = streamkit::testing::RandomBytes(rng, n);
+    if (trial % 5 == 0) junk.assign(n, '\0');  // zero-filled tail, as after a crash on ext4
+    std::ofstream(SegFile(dir.sub("t"), kLogExt), std::ios::app | std::ios::binary) << junk;
+    RecoveryReport rep;
+    auto log = Log::Open(TestIo(), dir.sub("t"), Opts(), &rep);
+    REQUIRE(log.ok());
+    CHECK((*log)->end_offset() == uint64_t(kBatches) * 3);
+    CHECK(rep.truncated_bytes == n);
+    CHECK(fs::file_size(SegFile(dir.sub("t"), kLogExt)) == starts[kBatches]);
+    Bytes b = MakeBatch(3, kBatches * 3);
+    REQUIRE((*log)->Append(b).ok());
+    CHECK(CountRecords(**log) == uint64_t(kBatches + 1) * 3);
+  }
+}
+
+TEST_CASE("a damaged batch in the unindexed tail cuts the tail there and says so") {
+  TempDir dir;
+  auto starts = BuildLog(dir.sub("orig"), 6, 4096);  // no index entry: all of it is tail
+  Copy(dir.sub("orig"), dir.sub("t"));
+  {
+    std::fstream f(SegFile(dir.sub("t"), kLogExt), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(std::streamoff(starts[3] + 80));
+    f.put('\x5a');
+  }
+  RecoveryReport rep;
+  auto log = Log::Open(TestIo(), dir.sub("t"), Opts(4096), &rep);
+  REQUIRE(log.ok());
+  CHECK((*log)->end_offset() == 9);
+  CHECK(!rep.torn_tail);
+  CHECK(rep.truncated_bytes == starts[6] - starts[3]);
+  CHECK(rep.problem.find("crc") != std::string::npos);
+  CHECK(rep.ToString().find("damaged tail") != std::string::npos);
+}
+
+TEST_CASE("a damaged batch before the last index entry is reported as corruption when read") {
+  TempDir dir;
+  auto starts = BuildLog(dir.sub("s"), 40);
+  {
+    std::fstream f(SegFile(dir.sub("s"), kLogExt), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(std::streamoff(starts[2] + 80));
+    f.put('\x5a');
+  }
+  auto log = Log::Open(TestIo(), dir.sub("s"), Opts());
+  REQUIRE(log.ok());
+  CHECK((*log)->end_offset() == 120);  // the tail is fine; the damage is not at the end
+  Bytes buf;
+  REQUIRE((*log)->Read(6, 1, &buf).ok());
+  RecordCursor c(buf, 6);
+  Record r;
+  CHECK(!c.Next(&r));
+  CHECK(c.status().is(Status::Code::kCorruption));
+  CHECK(c.status().message().find("crc mismatch") != std::string::npos);
+}
+
+TEST_CASE("a missing or damaged index is rebuilt from the log") {
+  TempDir dir;
+  BuildLog(dir.sub("orig"), 40);
+  for (int variant = 0; variant < 4; variant++) {
+    Copy(dir.sub("orig"), dir.sub("t"));
+    std::string idx = SegFile(dir.sub("t"), kIndexExt);
+    std::string tidx = SegFile(dir.sub("t"), kTimeIndexExt);
+    REQUIRE(fs::file_size(idx) > 16);
+    if (variant == 0) fs::remove(idx);
+    if (variant == 1) fs::resize_file(idx, fs::file_size(idx) - 3);  // not whole entries
+    if (variant == 2) {  // entries pointing past the data
+      std::ofstream(idx, std::ios::app | std::ios::binary) << std::string("\xff\x00\x00\x00\xff\xff\x00\x00", 8);
+    }
+    if (variant == 3) std::ofstream(tidx, std::ios::trunc | std::ios::binary) << "garbage!!";
+    RecoveryReport rep;
+    auto log = Log::Open(TestIo(), dir.sub("t"), Opts(), &rep);
+    REQUIRE(log.ok());
+    CHECK(rep.indexes_rebuilt == 1);
+    CHECK(rep.truncated_bytes == 0);
+    CHECK((*log)->end_offset() == 120);
+    for (uint64_t off = 0; off < 120; off += 7) {
+      Bytes buf;
+      REQUIRE((*log)->Read(off, 64, &buf).ok());
+      RecordCursor c(buf, off);
+      Record r;
+      REQUIRE(c.Next(&r));
+      CHECK(r.offset == off);
+    }
+    CHECK(CountRecords(**log) == 120);
+  }
+}
+
+TEST_CASE("a clean reopen scans only the tail past the last index entry") {
+  TempDir dir;
+  BuildLog(dir.sub("s"), 200);
+  RecoveryReport rep;
+  auto log = Log::Open(TestIo(), dir.sub("s"), Opts(), &rep);
+  REQUIRE(log.ok());
+  CHECK(rep.clean());
+  uint64_t total = fs::file_size(SegFile(dir.sub("s"), kLogExt));
+  CHECK(rep.scanned_bytes < 1024);
+  CHECK(rep.scanned_bytes < total / 10);
+}

@@ -1,0 +1,47 @@
+#include <doctest/doctest.h>
+
+#include "util/crc32c.h"
+#include "util/status.h"
+#include "util/u128.h"
+
+using namespace streamkit;
+
+TEST_CASE("crc32c matches the Castagnoli check value") {
+  CHECK(crc32c::Value("123456789", 9) == 0xE3069283u);
+  CHECK(crc32c::Value("", 0) == 0u);
+  // Extending in pieces equals one pass.
+  std::string s(1000, 'x');
+  for (size_t i = 0; i < s.size(); i++) s[i] = char(i * 7);
+  uint32_t whole = crc32c::Value(s.data(), s.size());
+  uint32_t part = crc32c::Extend(crc32c::Value(s.data(), 333), s.data() + 333, s.size() - 333);
+  CHECK(whole == part);
+}
+
+TEST_CASE("status names the code and errno text") {
+  Status s = Status::FromErrno(ENOSPC, "write /x");
+  CHECK(s.is(Status::Code::kNoSpace));
+  CHECK(s.err() == ENOSPC);
+  CHECK(s.ToString().find("write /x") != std::string::npos);
+  CHECK(Status::OK().ok());
+  Result<int> r = Status::NotFound("nope");
+  CHECK(!r.ok());
+  CHECK(r.status().is(Status::Code::kNotFound));
+}
+
+TEST_CASE("u128 decimal text round trips and rejects bad input") {
+  CHECK(U128ToString(0) == "0");
+  CHECK(U128ToString(kU128Max) == "340282366920938463463374607431768211455");
+  CHECK(ParseU128("340282366920938463463374607431768211455") == kU128Max);
+  CHECK(!ParseU128("340282366920938463463374607431768211456").has_value());
+  CHECK(!ParseU128("").has_value());
+  CHECK(!ParseU128("01").has_value());
+  CHECK(!ParseU128("-1").has_value());
+  CHECK(!ParseU128("12a").has_value());
+  u128 half = u128(1) << 127;
+  CHECK(U128ToString(half) == "170141183460469231731687303715884105728");
+  uint8_t b[16];
+  EncodeU128BE(b, half + 5);
+  CHECK(b[0] == 0x80);
+  CHECK(b[15] == 5);
+  CHECK(DecodeU128BE(b) == half + 5);
+}
