@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "util/crc32c.h"
+#include "util/md5.h"
 
 namespace streamkit::log {
 namespace {
@@ -46,7 +47,10 @@ Status DecodeRecord(ByteReader& rd, const BatchHeader& h, uint32_t index, Record
     return Status::Corruption(fmt::format("record {}: {} stray bytes", index, in.remaining()));
 
   r->offset = h.base_offset + index;
-  r->timestamp_ms = h.first_timestamp + ZigZagDecode(ts_zz);
+  if (index == 0 && ts_zz != 0)
+    return Status::Corruption("record 0: timestamp delta is not 0");
+  // Unsigned arithmetic: a hostile delta wraps instead of overflowing.
+  r->timestamp_ms = int64_t(uint64_t(h.first_timestamp) + uint64_t(ZigZagDecode(ts_zz)));
   r->arrival_ms =
       h.timestamp_type() == TimestampType::kCreate ? r->timestamp_ms : h.append_time_ms;
   r->key = std::string_view(reinterpret_cast<const char*>(key), size_t(key_len));
@@ -159,6 +163,13 @@ Status ValidateBatch(std::span<const uint8_t> batch, const Limits* limits, Batch
         return Status::InvalidArgument(fmt::format("record {}: {} bytes of key and data exceed the limit of {}",
                                                    i, r.key.size() + r.data.size(),
                                                    limits->max_record_bytes));
+      if (limits->check_hash_range) {
+        u128 hk = r.has_hash_key ? r.hash_key : Md5HashKey(r.key);
+        if (hk < limits->hash_start || hk > limits->hash_end)
+          return Status::OutOfRange(fmt::format("record {}: hash key {} is outside the shard's range {}-{}",
+                                                i, U128ToString(hk), U128ToString(limits->hash_start),
+                                                U128ToString(limits->hash_end)));
+      }
       max_ts = std::max(max_ts, r.timestamp_ms);
     }
     if (rd.remaining() != 0)
@@ -191,7 +202,7 @@ void BatchBuilder::Add(std::string_view key, const u128* hash_key, std::string_v
     max_ts_ = timestamp_ms;
   }
   max_ts_ = std::max(max_ts_, timestamp_ms);
-  uint64_t ts_zz = ZigZagEncode(timestamp_ms - first_ts_);
+  uint64_t ts_zz = ZigZagEncode(int64_t(uint64_t(timestamp_ms) - uint64_t(first_ts_)));
   size_t body = 1 + size_t(VarintLength(ts_zz)) + size_t(VarintLength(count_)) +
                 size_t(VarintLength(key.size())) + key.size() + (hash_key ? kHashKeySize : 0) +
                 size_t(VarintLength(data.size())) + data.size();

@@ -25,6 +25,11 @@ struct Limits {
   size_t min_key_bytes = 1;
   size_t max_key_bytes = 256;
   size_t max_batch_bytes = kMaxBatchBytes;
+  // A shard's hash key range: each record's explicit hash key, or MD5 of its
+  // partition key, must fall in [hash_start, hash_end] (kOutOfRange otherwise).
+  bool check_hash_range = false;
+  u128 hash_start = 0;
+  u128 hash_end = ~u128(0);
 };
 
 struct BatchHeader {

@@ -61,12 +61,15 @@ Log::Log(std::shared_ptr<io::Io> io, std::string dir, LogOptions opts)
 
 Result<std::unique_ptr<Log>> Log::Open(std::shared_ptr<io::Io> io, std::string dir,
                                        LogOptions opts, RecoveryReport* report) {
-  if (opts.segment_bytes < kBatchHeaderSize || opts.index_interval_bytes == 0)
-    return Status::InvalidArgument("segment_bytes and index_interval_bytes must be positive");
+  // Index positions are 32-bit: a segment stays below 4 GiB, whatever batch closes it.
+  if (opts.segment_bytes < kBatchHeaderSize || opts.segment_bytes > (1ull << 32) - kMaxBatchBytes ||
+      opts.index_interval_bytes == 0)
+    return Status::InvalidArgument(
+        "segment_bytes must be 72 B to 4 GiB - 16 MiB and index_interval_bytes positive");
   std::unique_ptr<Log> log(new Log(std::move(io), std::move(dir), std::move(opts)));
   RecoveryReport local;
   SK_TRY(log->Load(report ? report : &local));
-  if (log->opts_.durability.mode == Durability::Mode::kInterval)
+  if (log->opts_.durability.mode == Durability::Mode::kInterval && log->opts_.background_sync)
     log->syncer_ = std::thread([l = log.get()] { l->SyncLoop(); });
   return log;
 }
@@ -105,8 +108,8 @@ Status Log::Load(RecoveryReport* report) {
   active_ = segments_.rbegin()->second;
   end_ = active_->next_offset();
   synced_ = end_.load();
-  last_append_ms_ = active_->max_arrival_ms();
-  for (auto& [b, s] : segments_) last_append_ms_ = std::max(last_append_ms_, s->max_arrival_ms());
+  last_append_ms_ = INT64_MIN;
+  for (auto& [b, s] : segments_) last_append_ms_ = std::max(last_append_ms_, s->last_append_time_ms());
   return LoadProducerState(report);
 }
 
@@ -116,9 +119,14 @@ Status Log::LoadProducerState(RecoveryReport* report) {
   for (const std::string& n : names)
     if (auto b = ParseSegmentFileName(n, kProducersExt)) snaps.push_back(*b);
   std::sort(snaps.rbegin(), snaps.rend());
-  uint64_t replay_from = active_->base_offset();
+  uint64_t replay_from = start_offset();
   for (uint64_t s : snaps) {
-    if (s > end_offset()) continue;  // taken past a tail that recovery cut off
+    if (s > end_offset()) {
+      // Taken past a tail that recovery cut off: it describes batches that are gone,
+      // and would answer retries of them as duplicates once the log grows again.
+      SK_TRY(io_->Remove(SegmentPath(dir_, s, kProducersExt)));
+      continue;
+    }
     auto text = io::ReadSmallFile(*io_, SegmentPath(dir_, s, kProducersExt), kMaxSnapshotBytes);
     if (!text.ok()) continue;
     auto at = producers_.Deserialize(reinterpret_cast<const uint8_t*>(text->data()), text->size());
@@ -373,6 +381,11 @@ uint64_t Log::size_bytes() const {
   uint64_t t = 0;
   for (auto& [b, s] : segments_) t += s->size();
   return t;
+}
+
+int64_t Log::last_append_ms() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return last_append_ms_;
 }
 
 size_t Log::segment_count() const {

@@ -57,6 +57,9 @@ struct LogOptions {
   bool validate_records = true;         // walk every record on append, not only the CRCs
   int64_t retention_ms = 24 * kHourMs;  // Kinesis default
   uint64_t retention_bytes = 0;         // 0: no size cap
+  // interval policy: run a thread that syncs every interval (a server with many logs
+  // turns this off and calls Sync() from one thread of its own).
+  bool background_sync = true;
   // Wall clock in ms since the epoch; tests substitute their own.
   std::function<int64_t()> clock;
 };
@@ -117,6 +120,7 @@ class Log {
     return opts_.durability.mode == Durability::Mode::kAlways ? synced_offset() : end_offset();
   }
   uint64_t size_bytes() const;
+  int64_t last_append_ms() const;  // newest arrival time (INT64_MIN when empty)
   size_t segment_count() const;
   const std::string& dir() const { return dir_; }
   const LogOptions& options() const { return opts_; }

@@ -72,6 +72,9 @@ Status Segment::LoadIndexes(io::Io& io, const std::string& dir, bool active,
     damaged = true;
   }
   if (!oi.ok()) SK_TRY(offset_index_.Reset());
+  // Without a sound time index the running maximum before the restart point is
+  // unknown: rebuild both from the start of the segment.
+  if (!ti.ok()) keep = 0;
   offset_index_.KeepFirst(keep);
 
   uint64_t start_pos = 0, start_off = base_;
@@ -84,7 +87,9 @@ Status Segment::LoadIndexes(io::Io& io, const std::string& dir, bool active,
   {
     const auto& te = time_index_.entries();
     size_t tkeep = 0;
-    while (tkeep < te.size() && base_ + te[tkeep].rel_offset < start_off) tkeep++;
+    // An entry at the restart batch itself stays: its running maximum covers every
+    // batch before the scan starts.
+    while (tkeep < te.size() && base_ + te[tkeep].rel_offset <= start_off) tkeep++;
     time_index_.KeepFirst(tkeep);
     if (tkeep > 0) max_arrival_ = te[tkeep - 1].timestamp;
   }
@@ -122,6 +127,8 @@ void Segment::NoteBatch(uint64_t pos, const BatchHeader& h) {
     bytes_since_entry_ = 0;
   }
   bytes_since_entry_ += h.batch_length;
+  if (h.append_time_ms > last_append_time_.load(std::memory_order_relaxed))
+    last_append_time_.store(h.append_time_ms, std::memory_order_release);
   if (first_arrival_.load(std::memory_order_relaxed) == INT64_MIN && pos == 0)
     first_arrival_.store(h.max_arrival_ms(), std::memory_order_release);
   max_arrival_.store(arrival, std::memory_order_release);

@@ -56,6 +56,9 @@ class Segment {
   // Newest arrival time of any record (INT64_MIN when empty); first batch's time.
   int64_t max_arrival_ms() const { return max_arrival_.load(std::memory_order_acquire); }
   int64_t first_arrival_ms() const { return first_arrival_.load(std::memory_order_acquire); }
+  // The newest append_time_ms stamped by the log (not create times): the floor for the
+  // next stamp, so arrival times never go backwards across a restart.
+  int64_t last_append_time_ms() const { return last_append_time_.load(std::memory_order_acquire); }
 
   // Writes one validated, stamped batch whose base offset is next_offset(). On a
   // failed write the file is cut back; if that fails too the segment is broken and
@@ -95,6 +98,7 @@ class Segment {
   std::atomic<uint64_t> next_offset_{0};
   std::atomic<int64_t> max_arrival_{INT64_MIN};
   std::atomic<int64_t> first_arrival_{INT64_MIN};
+  std::atomic<int64_t> last_append_time_{INT64_MIN};
   uint64_t bytes_since_entry_ = 0;
   static constexpr int kIndexFlushEvery = 1024;  // appends between index writes
   int appends_since_flush_ = 0;

@@ -36,6 +36,7 @@ const char* Status::CodeName(Code c) {
     case Code::kFenced: return "fenced";
     case Code::kUnsupported: return "unsupported";
     case Code::kClosed: return "closed";
+    case Code::kOutOfRange: return "out of range";
   }
   return "unknown";
 }

@@ -31,6 +31,7 @@ class [[nodiscard]] Status {
     kFenced,           // idempotent producer: stale epoch
     kUnsupported,      // feature unavailable here (e.g. io_uring)
     kClosed,           // the object was closed or shut down
+    kOutOfRange,       // a record routed to a shard whose hash range excludes it
   };
 
   Status() = default;
@@ -47,6 +48,7 @@ class [[nodiscard]] Status {
   }
   static Status Busy(std::string msg) { return Status(Code::kBusy, std::move(msg)); }
   static Status Closed(std::string msg) { return Status(Code::kClosed, std::move(msg)); }
+  static Status OutOfRange(std::string msg) { return Status(Code::kOutOfRange, std::move(msg)); }
   // An operating-system failure: `what` names the operation and the path.
   static Status FromErrno(int err, std::string_view what);
 

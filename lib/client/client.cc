@@ -1,0 +1,241 @@
+#include "client/client.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "common/config.h"
+
+namespace streamkit::client {
+namespace {
+
+Result<int> ConnectUnix(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof addr.sun_path)
+    return Status::InvalidArgument(fmt::format("socket path {} is too long", path));
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::FromErrno(errno, "socket");
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::FromErrno(err, fmt::format("connect to stream-serve at {}", path));
+  }
+  return fd;
+}
+
+// The stream-serve next to this executable, else the one on PATH.
+std::string ServerExecutable() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    auto cand = self.parent_path() / "stream-serve";
+    if (::access(cand.c_str(), X_OK) == 0) return cand.string();
+  }
+  return "stream-serve";
+}
+
+// Starts `stream-serve --socket S --data D` detached from this process (double fork,
+// new session), its output appended to D/serve.log.
+Status SpawnServer(const std::string& socket, const std::string& data) {
+  std::error_code ec;
+  std::filesystem::create_directories(data, ec);
+  std::string logfile = data + "/serve.log";
+  std::string exe = ServerExecutable();
+  pid_t pid = ::fork();
+  if (pid < 0) return Status::FromErrno(errno, "fork");
+  if (pid == 0) {
+    ::setsid();
+    if (::fork() != 0) ::_exit(0);
+    int in = ::open("/dev/null", O_RDONLY);
+    int out = ::open(logfile.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (in >= 0) ::dup2(in, 0);
+    if (out >= 0) {
+      ::dup2(out, 1);
+      ::dup2(out, 2);
+    }
+    ::execlp(exe.c_str(), exe.c_str(), "--socket", socket.c_str(), "--data", data.c_str(),
+             static_cast<char*>(nullptr));
+    std::fprintf(stderr, "streamkit: cannot run %s: %s\n", exe.c_str(), std::strerror(errno));
+    ::_exit(127);
+  }
+  int st;
+  ::waitpid(pid, &st, 0);
+  return Status::OK();
+}
+
+}  // namespace
+
+Status ResponseStatus(const Response& r) {
+  using proto::Err;
+  switch (r.err) {
+    case Err::kNone: return Status::OK();
+    case Err::kStreamNotFound:
+    case Err::kGroupNotFound: return Status::NotFound(r.message);
+    case Err::kStreamExists:
+    case Err::kThrottled:
+    case Err::kGroupBusy: return Status::Busy(r.message);
+    case Err::kInvalidRequest:
+    case Err::kLimitExceeded:
+    case Err::kInvalidBatch: return Status::InvalidArgument(r.message);
+    case Err::kWrongShard: return Status::OutOfRange(r.message);
+    case Err::kOutOfOrderSequence: return Status::OutOfOrder(r.message);
+    case Err::kFenced:
+    case Err::kNotAssigned: return Status::Fenced(r.message);
+    default: return Status::FromErrno(EIO, fmt::format("{}: {}", proto::ErrName(r.err), r.message));
+  }
+}
+
+Result<std::unique_ptr<Client>> Client::Connect(const ConnectOptions& opts) {
+  std::string path = opts.socket_path.empty() ? DefaultSocketPath() : opts.socket_path;
+  auto fd = ConnectUnix(path);
+  bool absent = !fd.ok() && (fd.status().err() == ENOENT || fd.status().err() == ECONNREFUSED);
+  if (!fd.ok() && absent && opts.autostart && !AutostartDisabledByEnv()) {
+    std::string data = opts.data_dir.empty() ? DefaultDataDir() : opts.data_dir;
+    SK_TRY(SpawnServer(path, data));
+    for (int i = 0; i < 500; i++) {
+      fd = ConnectUnix(path);
+      if (fd.ok()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!fd.ok())
+      return Status::FromErrno(fd.status().err(),
+                               fmt::format("started stream-serve but cannot connect to {} (see {}/serve.log)",
+                                           path, data));
+  }
+  if (!fd.ok()) {
+    if (absent)
+      return Status::FromErrno(fd.status().err(),
+                               fmt::format("no stream-serve at {} (start one with `stream-serve`, or drop --no-autostart)", path));
+    return fd.status();
+  }
+  std::unique_ptr<Client> c(new Client(*fd, path));
+  auto hello = c->CallOk(proto::Type::kHello, [&](proto::Writer& w) {
+    w.u16(proto::kProtocolVersion).u16(proto::kProtocolVersion).str(opts.client_name);
+  });
+  if (!hello.ok()) return hello.status();
+  return c;
+}
+
+Client::~Client() { ::close(fd_); }
+
+Result<uint32_t> Client::Send(proto::Type type, const Fill& fill, std::span<const uint8_t> tail) {
+  uint32_t corr = next_corr_++;
+  Bytes head;
+  proto::BeginFrame(&head, corr, uint16_t(type));
+  proto::Writer w(&head);
+  fill(w);
+  EncodeFixed32(head.data(), uint32_t(head.size() - 4 + tail.size()));
+  iovec iov[2] = {{head.data(), head.size()}, {const_cast<uint8_t*>(tail.data()), tail.size()}};
+  size_t total = head.size() + tail.size(), sent = 0;
+  int idx = 0;
+  while (sent < total) {
+    msghdr mh{};
+    mh.msg_iov = iov + idx;
+    mh.msg_iovlen = size_t(2 - idx);
+    ssize_t n = ::sendmsg(fd_, &mh, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno(errno, fmt::format("send to {}", socket_path_));
+    sent += size_t(n);
+    size_t k = size_t(n);
+    while (k > 0) {
+      if (k >= iov[idx].iov_len) {
+        k -= iov[idx].iov_len;
+        iov[idx].iov_len = 0;
+        idx++;
+      } else {
+        iov[idx].iov_base = static_cast<uint8_t*>(iov[idx].iov_base) + k;
+        iov[idx].iov_len -= k;
+        k = 0;
+      }
+    }
+    while (idx < 2 && iov[idx].iov_len == 0) idx++;
+  }
+  in_flight_++;
+  return corr;
+}
+
+bool Client::HasBufferedResponse() const {
+  if (!parked_.empty()) return true;
+  if (rhave_ < 4) return false;
+  return rhave_ >= 4 + size_t(DecodeFixed32(rbuf_.data()));
+}
+
+Result<Response> Client::ReadOne(int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
+  for (;;) {
+    if (rhave_ >= proto::kFrameHeaderSize) {
+      proto::FrameHeader h = proto::DecodeFrameHeader(rbuf_.data());
+      if (h.length < 6 || h.length > proto::kMaxFrameBytes)
+        return Status::Corruption(fmt::format("bad frame of {} bytes from {}", h.length, socket_path_));
+      size_t total = 4 + size_t(h.length);
+      if (rhave_ >= total) {
+        Response r;
+        r.corr = h.correlation_id;
+        r.type = h.type;
+        r.frame.assign(rbuf_.begin(), rbuf_.begin() + long(total));
+        std::memmove(rbuf_.data(), rbuf_.data() + total, rhave_ - total);
+        rhave_ -= total;
+        proto::Reader rd(r.frame.data() + proto::kFrameHeaderSize, total - proto::kFrameHeaderSize);
+        uint16_t err;
+        if (!rd.u16(&err) || !rd.str(&r.message))
+          return Status::Corruption(fmt::format("malformed response from {}", socket_path_));
+        r.err = proto::Err(err);
+        r.body_at = total - rd.remaining();
+        if (in_flight_ > 0) in_flight_--;
+        return r;
+      }
+      if (rbuf_.size() < total) rbuf_.resize(total);
+    }
+    if (rbuf_.size() - rhave_ < 64 * 1024) rbuf_.resize(rhave_ + 256 * 1024);
+    if (timeout_ms >= 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+      pollfd p{fd_, POLLIN, 0};
+      int n = ::poll(&p, 1, int(std::max<long>(0, left)));
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 0) return Status::Busy("timeout");
+    }
+    ssize_t n = ::recv(fd_, rbuf_.data() + rhave_, rbuf_.size() - rhave_, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno(errno, fmt::format("receive from {}", socket_path_));
+    if (n == 0) return Status::Closed(fmt::format("stream-serve at {} closed the connection", socket_path_));
+    rhave_ += size_t(n);
+  }
+}
+
+Result<Response> Client::Receive(int timeout_ms) {
+  if (!parked_.empty()) {
+    Response r = std::move(parked_.front());
+    parked_.pop_front();
+    return r;
+  }
+  return ReadOne(timeout_ms);
+}
+
+Result<Response> Client::Call(proto::Type type, const Fill& fill) {
+  SK_ASSIGN_OR_RETURN(uint32_t corr, Send(type, fill));
+  for (;;) {
+    SK_ASSIGN_OR_RETURN(Response r, ReadOne(-1));
+    if (r.corr == corr) return r;
+    parked_.push_back(std::move(r));
+  }
+}
+
+Result<Response> Client::CallOk(proto::Type type, const Fill& fill) {
+  SK_ASSIGN_OR_RETURN(Response r, Call(type, fill));
+  if (!r.ok()) return ResponseStatus(r);
+  return r;
+}
+
+}  // namespace streamkit::client

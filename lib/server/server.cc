@@ -1,0 +1,743 @@
+#include "server/server.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <set>
+
+#include "common/config.h"
+
+namespace streamkit::server {
+
+using proto::Err;
+using proto::Reader;
+using proto::Type;
+using proto::Writer;
+
+namespace {
+constexpr size_t kMaxQueuedBytes = 64u << 20;  // per connection, before its reader pauses
+constexpr size_t kReadChunk = 256u << 10;
+constexpr int kTimerTickMs = 5;
+constexpr int64_t kRetentionEveryMs = 30 * 1000;
+
+Bytes ErrorFrame(uint32_t corr, uint16_t type, Err err, std::string_view msg) {
+  Bytes out;
+  proto::BeginResponse(&out, corr, Type(type & ~proto::kResponseBit), err, msg);
+  proto::FinishFrame(&out, 0);
+  return out;
+}
+}  // namespace
+
+// ---- connection ------------------------------------------------------------------
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(int fd, Server* server) : fd_(fd), server_(server) {}
+  ~Connection() { ::close(fd_); }
+
+  void Start() {
+    auto self = shared_from_this();
+    std::thread([self] { self->ReadLoop(); }).detach();
+    std::thread([self] { self->WriteLoop(); }).detach();
+  }
+
+  // Queues a finished frame; never blocks (callers include other connections' threads).
+  void Send(Bytes&& frame) {
+    std::lock_guard<std::mutex> g(mu_);
+    if (closed_) return;
+    out_bytes_ += frame.size();
+    out_.push_back(std::move(frame));
+    cv_.notify_all();
+  }
+
+  void Shutdown() { ::shutdown(fd_, SHUT_RDWR); }
+  bool hello_done = false;
+
+ private:
+  void ReadLoop() {
+    Bytes buf;
+    size_t have = 0;
+    buf.resize(kReadChunk);
+    for (;;) {
+      {  // Backpressure: stop reading requests while this client's responses pile up.
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return closed_ || out_bytes_ < kMaxQueuedBytes; });
+        if (closed_) break;
+      }
+      // Parse every whole frame in the buffer.
+      size_t at = 0;
+      bool bad = false;
+      while (have - at >= proto::kFrameHeaderSize) {
+        proto::FrameHeader h = proto::DecodeFrameHeader(buf.data() + at);
+        if (h.length < 6 || h.length > proto::kMaxFrameBytes) {
+          Send(ErrorFrame(h.correlation_id, h.type, Err::kInvalidRequest,
+                          fmt::format("frame of {} bytes is out of range", h.length)));
+          bad = true;
+          break;
+        }
+        size_t total = 4 + size_t(h.length);
+        if (have - at < total) {
+          if (buf.size() < total) buf.resize(total);
+          break;
+        }
+        Bytes frame(buf.begin() + long(at), buf.begin() + long(at + total));
+        at += total;
+        server_->Handle(shared_from_this(), h.correlation_id, h.type, std::move(frame));
+      }
+      if (bad) break;
+      if (at > 0) {
+        std::memmove(buf.data(), buf.data() + at, have - at);
+        have -= at;
+      }
+      if (buf.size() - have < kReadChunk / 4) buf.resize(have + kReadChunk);
+      ssize_t n = ::recv(fd_, buf.data() + have, buf.size() - have, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      have += size_t(n);
+    }
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      read_done_ = true;
+      cv_.notify_all();
+    }
+    server_->ConnectionClosed(this);
+  }
+
+  void WriteLoop() {
+    std::vector<Bytes> batch;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return !out_.empty() || read_done_; });
+        if (out_.empty()) break;  // reader gone and nothing left to send
+        while (!out_.empty() && batch.size() < 64) {
+          batch.push_back(std::move(out_.front()));
+          out_.pop_front();
+        }
+      }
+      std::vector<iovec> iov;
+      size_t total = 0;
+      for (auto& b : batch) {
+        iov.push_back({b.data(), b.size()});
+        total += b.size();
+      }
+      size_t sent = 0, idx = 0;
+      bool failed = false;
+      while (sent < total) {
+        msghdr mh{};
+        mh.msg_iov = iov.data() + idx;
+        mh.msg_iovlen = iov.size() - idx;
+        ssize_t n = ::sendmsg(fd_, &mh, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          failed = true;
+          break;
+        }
+        sent += size_t(n);
+        size_t k = size_t(n);
+        while (k > 0 && idx < iov.size()) {
+          if (k >= iov[idx].iov_len) {
+            k -= iov[idx].iov_len;
+            idx++;
+          } else {
+            iov[idx].iov_base = static_cast<uint8_t*>(iov[idx].iov_base) + k;
+            iov[idx].iov_len -= k;
+            k = 0;
+          }
+        }
+      }
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        out_bytes_ -= total;
+        cv_.notify_all();
+        if (failed) {
+          closed_ = true;
+          out_.clear();
+        }
+      }
+      batch.clear();
+      if (failed) {
+        Shutdown();
+        break;
+      }
+    }
+    std::lock_guard<std::mutex> g(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+
+  int fd_;
+  Server* server_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Bytes> out_;
+  size_t out_bytes_ = 0;
+  bool closed_ = false;
+  bool read_done_ = false;
+};
+
+// ---- faults ----------------------------------------------------------------------
+
+Result<FaultSpec> FaultSpec::Parse(std::string_view text) {
+  FaultSpec f;
+  while (!text.empty()) {
+    size_t comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    size_t eq = item.find('=');
+    if (eq == std::string_view::npos)
+      return Status::InvalidArgument(fmt::format("fault '{}': expected name=value", item));
+    std::string_view k = item.substr(0, eq), v = item.substr(eq + 1);
+    if (k == "latency") {
+      SK_ASSIGN_OR_RETURN(int64_t ms, ParseDurationMs(v));
+      f.latency_ms = int(ms);
+    } else if (k == "throttle" || k == "fail") {
+      char* end = nullptr;
+      std::string vs(v);
+      double d = std::strtod(vs.c_str(), &end);
+      if (end == vs.c_str() || *end != '\0' || d < 0 || d > 1)
+        return Status::InvalidArgument(fmt::format("fault '{}': the rate must be 0 to 1", item));
+      (k == "throttle" ? f.throttle : f.fail) = d;
+    } else {
+      return Status::InvalidArgument(
+          fmt::format("unknown fault '{}' (use throttle=RATE, fail=RATE, latency=MS)", k));
+    }
+  }
+  return f;
+}
+
+// ---- server ----------------------------------------------------------------------
+
+Server::Server(ServerOptions opts) : opts_(std::move(opts)) {}
+
+Server::~Server() {
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+  for (int fd : wake_pipe_)
+    if (fd >= 0) ::close(fd);
+}
+
+void Server::Log(const std::string& line) { std::fprintf(stderr, "stream-serve: %s\n", line.c_str()); }
+
+Status Server::Start() {
+  io_ = io::DefaultIo();
+  SK_TRY(io_->CreateDirs(opts_.data_dir));
+  std::string lock_path = opts_.data_dir + "/serve.lock";
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0) return Status::FromErrno(errno, fmt::format("open {}", lock_path));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {};
+    ssize_t n = ::pread(lock_fd_, pid, sizeof pid - 1, 0);
+    std::string who = n > 0 ? fmt::format(" (pid {})", std::string(pid, size_t(n)).substr(0, std::string(pid, size_t(n)).find('\n'))) : "";
+    return Status::Busy(fmt::format("another stream-serve{} already owns the data dir {}", who, opts_.data_dir));
+  }
+  std::string pid = fmt::format("{}\n", ::getpid());
+  if (::ftruncate(lock_fd_, 0) != 0 || ::pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0)
+    return Status::FromErrno(errno, fmt::format("write {}", lock_path));
+
+  StoreOptions so;
+  so.data_dir = opts_.data_dir;
+  so.durability = opts_.durability;
+  store_ = std::make_unique<Store>(io_, so);
+  SK_TRY(store_->Open());
+  next_producer_id_ = NowMs() * 1000;
+
+  // The socket: its directory private to the user, a stale socket file replaced.
+  sockaddr_un addr{};
+  if (opts_.socket_path.size() >= sizeof addr.sun_path)
+    return Status::InvalidArgument(fmt::format("socket path {} is too long", opts_.socket_path));
+  auto slash = opts_.socket_path.find_last_of('/');
+  if (slash != std::string::npos && slash > 0) {
+    std::string sdir = opts_.socket_path.substr(0, slash);
+    if (!io_->Exists(sdir)) {
+      SK_TRY(io_->CreateDirs(sdir));
+      ::chmod(sdir.c_str(), 0700);
+    }
+  }
+  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) return Status::FromErrno(errno, "socket");
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, opts_.socket_path.c_str(), opts_.socket_path.size());
+  if (::access(opts_.socket_path.c_str(), F_OK) == 0) {
+    int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool live = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(probe);
+    if (live)
+      return Status::Busy(fmt::format("another server is listening on {}", opts_.socket_path));
+    ::unlink(opts_.socket_path.c_str());
+  }
+  mode_t old = ::umask(0777 & ~opts_.socket_mode);
+  int rc = ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::umask(old);
+  if (rc != 0) return Status::FromErrno(errno, fmt::format("bind {}", opts_.socket_path));
+  ::chmod(opts_.socket_path.c_str(), opts_.socket_mode);
+  if (::listen(listen_fd_, 128) != 0) return Status::FromErrno(errno, "listen");
+  if (::pipe2(wake_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) return Status::FromErrno(errno, "pipe");
+
+  sync_thread_ = std::thread([this] { SyncLoop(); });
+  timer_thread_ = std::thread([this] { TimerLoop(); });
+  Log(fmt::format("serving {} on {} (io: {}, fsync: {}, {} streams)", opts_.data_dir,
+                  opts_.socket_path, io_->name(), opts_.durability.ToString(), store_->List().size()));
+  return Status::OK();
+}
+
+void Server::Shutdown() {
+  char c = 1;
+  ssize_t n = ::write(wake_pipe_[1], &c, 1);
+  (void)n;
+}
+
+Status Server::Run() {
+  pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}};
+  while (!stopping_) {
+    int n = ::poll(fds, 2, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "poll");
+    }
+    if (fds[1].revents) break;
+    if (fds[0].revents & POLLIN) {
+      int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      auto c = std::make_shared<Connection>(fd, this);
+      {
+        std::lock_guard<std::mutex> g(conns_mu_);
+        conns_.push_back(c);
+      }
+      c->Start();
+    }
+  }
+  // Shutdown: stop accepting, let connections finish, make everything durable.
+  stopping_ = true;
+  ::close(listen_fd_);
+  listen_fd_ = -1;
+  ::unlink(opts_.socket_path.c_str());
+  {
+    std::lock_guard<std::mutex> g(conns_mu_);
+    for (auto& c : conns_) c->Shutdown();
+  }
+  for (int i = 0; i < 500; i++) {
+    {
+      std::lock_guard<std::mutex> g(conns_mu_);
+      if (conns_.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  {
+    std::lock_guard<std::mutex> g(sync_mu_);
+    sync_stop_ = true;
+  }
+  sync_cv_.notify_all();
+  if (sync_thread_.joinable()) sync_thread_.join();
+  if (timer_thread_.joinable()) timer_thread_.join();
+  Status s = store_->CloseAll();
+  Log(s.ok() ? "stopped; all data durable" : "stopped with an error: " + s.ToString());
+  return s;
+}
+
+void Server::ConnectionClosed(Connection* c) {
+  {
+    std::lock_guard<std::mutex> g(waiters_mu_);
+    std::erase_if(waiters_, [c](const Waiter& w) { return w.conn.get() == c; });
+  }
+  std::lock_guard<std::mutex> g(conns_mu_);
+  std::erase_if(conns_, [c](const std::shared_ptr<Connection>& p) { return p.get() == c; });
+}
+
+bool Server::Inject(double rate) {
+  if (rate <= 0) return false;
+  std::lock_guard<std::mutex> g(rng_mu_);
+  return std::uniform_real_distribution<double>(0, 1)(rng_) < rate;
+}
+
+void Server::Handle(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_t type, Bytes&& frame) {
+  Reader r(frame.data() + proto::kFrameHeaderSize, frame.size() - proto::kFrameHeaderSize);
+  auto reply = [&](Err err, std::string_view msg, auto&& body) {
+    if (opts_.faults.latency_ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(opts_.faults.latency_ms));
+    Bytes out;
+    proto::BeginResponse(&out, corr, Type(type), err, msg);
+    if (err == Err::kNone) {
+      Writer w(&out);
+      body(w);
+    }
+    proto::FinishFrame(&out, 0);
+    c->Send(std::move(out));
+  };
+  auto fail = [&](Err err, std::string_view msg) { reply(err, msg, [](Writer&) {}); };
+  auto bad = [&] { fail(Err::kInvalidRequest, "malformed request"); };
+
+  if (!c->hello_done && type != uint16_t(Type::kHello)) {
+    fail(Err::kInvalidRequest, "the first request must be Hello");
+    c->Shutdown();
+    return;
+  }
+  if (stopping_) return fail(Err::kShuttingDown, "the server is shutting down");
+  if (type != uint16_t(Type::kHello) && Inject(opts_.faults.fail))
+    return fail(Err::kInjectedFailure, "injected failure (--inject-faults)");
+
+  auto stream_of = [&](const std::string& name) -> std::shared_ptr<Stream> {
+    auto s = store_->Get(name);
+    if (!s) fail(Err::kStreamNotFound, fmt::format("stream '{}' does not exist", name));
+    return s;
+  };
+
+  switch (Type(type)) {
+    case Type::kHello: {
+      uint16_t lo, hi;
+      std::string who;
+      if (!(r.u16(&lo) && r.u16(&hi) && r.str(&who))) return bad();
+      if (lo > proto::kProtocolVersion || hi < proto::kProtocolVersion)
+        return fail(Err::kUnsupportedVersion,
+                    fmt::format("server speaks protocol {}, client {}-{}", proto::kProtocolVersion, lo, hi));
+      c->hello_done = true;
+      return reply(Err::kNone, "", [&](Writer& w) {
+        w.u16(proto::kProtocolVersion).str(STREAMKIT_VERSION).u32(proto::kMaxFrameBytes);
+      });
+    }
+    case Type::kCreateStream: {
+      std::string name;
+      uint32_t shards, max_rec;
+      int64_t ret;
+      uint8_t flags;
+      if (!(r.str(&name) && r.u32(&shards) && r.i64(&ret) && r.u8(&flags) && r.u32(&max_rec))) return bad();
+      auto s = store_->Create(name, shards, ret, flags, max_rec);
+      if (!s.ok())
+        return fail(s.status().is(Status::Code::kBusy) ? Err::kStreamExists : Err::kInvalidRequest,
+                    s.status().message());
+      if (opts_.verbose) Log(fmt::format("created stream {} with {} shards", name, shards));
+      return reply(Err::kNone, "", [&](Writer& w) { store_->Describe(**s).Encode(w); });
+    }
+    case Type::kDeleteStream: {
+      std::string name;
+      if (!r.str(&name)) return bad();
+      Status s = store_->Delete(name);
+      if (!s.ok())
+        return fail(s.is(Status::Code::kNotFound) ? Err::kStreamNotFound : Err::kStorage, s.message());
+      return reply(Err::kNone, "", [](Writer&) {});
+    }
+    case Type::kListStreams: {
+      auto all = store_->List();
+      return reply(Err::kNone, "", [&](Writer& w) {
+        w.u32(uint32_t(all.size()));
+        for (auto& s : all) store_->Describe(*s).Encode(w);
+      });
+    }
+    case Type::kDescribeStream: {
+      std::string name;
+      if (!r.str(&name)) return bad();
+      auto s = stream_of(name);
+      if (!s) return;
+      return reply(Err::kNone, "", [&](Writer& w) { store_->Describe(*s).Encode(w); });
+    }
+    case Type::kSetRetention: {
+      std::string name;
+      int64_t ms;
+      if (!(r.str(&name) && r.i64(&ms))) return bad();
+      Status s = store_->SetRetention(name, ms);
+      if (!s.ok())
+        return fail(s.is(Status::Code::kNotFound) ? Err::kStreamNotFound : Err::kInvalidRequest, s.message());
+      return reply(Err::kNone, "", [](Writer&) {});
+    }
+    case Type::kInitProducer: {
+      int64_t id = next_producer_id_++;
+      return reply(Err::kNone, "", [&](Writer& w) { w.i64(id).u16(0); });
+    }
+    case Type::kProduce: return HandleProduce(c, corr, r, frame);
+    case Type::kFetch: return HandleFetch(c, corr, r);
+    case Type::kListOffset: {
+      std::string name;
+      uint32_t shard;
+      uint8_t kind;
+      int64_t ts;
+      if (!(r.str(&name) && r.u32(&shard) && r.u8(&kind) && r.i64(&ts))) return bad();
+      auto s = stream_of(name);
+      if (!s) return;
+      std::shared_ptr<Shard> sh;
+      {
+        std::lock_guard<std::mutex> g(s->mu);
+        auto it = s->shards.find(shard);
+        if (it != s->shards.end()) sh = it->second;
+      }
+      if (!sh) return fail(Err::kWrongShard, fmt::format("stream '{}' has no {}", name, proto::ShardIdName(shard)));
+      uint64_t off;
+      if (kind == uint8_t(proto::OffsetKind::kTrimHorizon)) {
+        off = sh->log->start_offset();
+      } else if (kind == uint8_t(proto::OffsetKind::kLatest)) {
+        off = sh->log->durable_offset();
+      } else {
+        auto o = sh->log->OffsetForTime(ts);
+        if (!o.ok()) return fail(Err::kStorage, o.status().message());
+        off = std::max(*o, sh->log->start_offset());
+      }
+      return reply(Err::kNone, "", [&](Writer& w) { w.u64(off); });
+    }
+    case Type::kGroupHeartbeat: {
+      std::string name, group, member;
+      uint8_t leaving;
+      if (!(r.str(&name) && r.str(&group) && r.str(&member) && r.u8(&leaving))) return bad();
+      auto s = stream_of(name);
+      if (!s) return;
+      uint32_t gen = 0;
+      auto a = store_->GroupHeartbeat(*s, group, member, leaving != 0, &gen);
+      if (!a.ok()) return fail(Err::kInvalidRequest, a.status().message());
+      return reply(Err::kNone, "", [&](Writer& w) {
+        w.u32(gen).u32(uint32_t(store_->options().session_timeout_ms)).u32(uint32_t(a->size()));
+        for (auto& x : *a) w.u32(x.shard).u64(x.checkpoint);
+      });
+    }
+    case Type::kGroupCommit: {
+      std::string name, group, member;
+      uint32_t shard;
+      uint64_t off;
+      if (!(r.str(&name) && r.str(&group) && r.str(&member) && r.u32(&shard) && r.u64(&off))) return bad();
+      auto s = stream_of(name);
+      if (!s) return;
+      Status st = store_->GroupCommit(*s, group, member, shard, off);
+      if (!st.ok())
+        return fail(st.is(Status::Code::kFenced) ? Err::kNotAssigned
+                    : st.is(Status::Code::kNotFound) ? Err::kGroupNotFound : Err::kStorage,
+                    st.message());
+      return reply(Err::kNone, "", [](Writer&) {});
+    }
+    case Type::kGroupList: {
+      std::string name;
+      if (!r.str(&name)) return bad();
+      auto s = stream_of(name);
+      if (!s) return;
+      auto groups = store_->GroupList(*s);
+      return reply(Err::kNone, "", [&](Writer& w) {
+        w.u32(uint32_t(groups.size()));
+        for (auto& g : groups) g.Encode(w);
+      });
+    }
+    case Type::kGroupReset: {
+      std::string name, group, target;
+      if (!(r.str(&name) && r.str(&group) && r.str(&target))) return bad();
+      auto s = stream_of(name);
+      if (!s) return;
+      Status st = store_->GroupReset(*s, group, target);
+      if (!st.ok())
+        return fail(st.is(Status::Code::kBusy) ? Err::kGroupBusy : Err::kInvalidRequest, st.message());
+      return reply(Err::kNone, "", [](Writer&) {});
+    }
+  }
+  fail(Err::kInvalidRequest, fmt::format("unknown request type {}", type));
+}
+
+void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, Reader& r, Bytes& frame) {
+  auto fail = [&](Err err, std::string_view msg) {
+    c->Send(ErrorFrame(corr, uint16_t(Type::kProduce), err, msg));
+  };
+  std::string name;
+  uint32_t shard_index;
+  if (!(r.str(&name) && r.u32(&shard_index))) return fail(Err::kInvalidRequest, "malformed request");
+  std::string_view batch = r.tail();
+  auto s = store_->Get(name);
+  if (!s) return fail(Err::kStreamNotFound, fmt::format("stream '{}' does not exist", name));
+  std::shared_ptr<Shard> shard;
+  uint8_t flags;
+  {
+    std::lock_guard<std::mutex> g(s->mu);
+    auto it = s->shards.find(shard_index);
+    if (it == s->shards.end() || it->second->meta.state != proto::kOpen)
+      return fail(Err::kWrongShard, fmt::format("{} of stream '{}' is {}", proto::ShardIdName(shard_index),
+                                                name, it == s->shards.end() ? "unknown" : "closed"));
+    shard = it->second;
+    flags = s->meta.flags;
+  }
+  if (Inject(opts_.faults.throttle))
+    return fail(Err::kThrottled, "throttled (injected by --inject-faults)");
+  int64_t now = NowMs();
+  uint32_t count = batch.size() >= log::kBatchHeaderSize
+                       ? DecodeFixed32(reinterpret_cast<const uint8_t*>(batch.data()) + log::kRecordCountPos)
+                       : 0;
+  if ((flags & proto::kFlagEnforceLimits) &&
+      (!shard->in_records.Take(count, now) || !shard->in_bytes.Take(double(batch.size()), now)))
+    return fail(Err::kThrottled, fmt::format("{} is over its provisioned throughput (1 MiB/s, 1000 records/s)",
+                                             proto::ShardIdName(shard_index)));
+  // The batch is stamped in place inside the request frame: no copy, no re-encoding.
+  std::span<uint8_t> bytes(frame.data() + (reinterpret_cast<const uint8_t*>(batch.data()) - frame.data()),
+                           batch.size());
+  auto res = shard->log->Append(bytes);
+  if (!res.ok()) {
+    const Status& st = res.status();
+    return fail(proto::ErrFromStatus(st), st.message());
+  }
+  if (!res->duplicate) shard->writes.Add(batch.size(), count, now);
+  Bytes out;
+  proto::BeginResponse(&out, corr, Type::kProduce, Err::kNone, "");
+  Writer(&out).u64(res->base_offset).u64(res->last_offset).i64(res->append_time_ms).u8(res->duplicate);
+  proto::FinishFrame(&out, 0);
+  if (opts_.durability.mode == log::Durability::Mode::kAlways) {
+    std::lock_guard<std::mutex> g(sync_mu_);
+    pending_.push_back(PendingAck{c, shard, res->last_offset + 1, std::move(out)});
+    sync_cv_.notify_all();
+    return;
+  }
+  if (opts_.faults.latency_ms > 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(opts_.faults.latency_ms));
+  c->Send(std::move(out));
+  WakeWaiters(shard);
+}
+
+bool Server::AnswerFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Shard& shard,
+                         uint64_t offset, uint32_t max_bytes, bool force) {
+  uint64_t durable = shard.log->durable_offset();
+  bool closed = shard.meta.state == proto::kClosed;
+  if (offset >= durable && !force && !closed) return false;
+  Bytes out;
+  proto::BeginResponse(&out, corr, Type::kFetch, Err::kNone, "");
+  size_t fields = out.size();
+  Writer(&out).u64(offset).u64(durable).u64(shard.log->start_offset()).u8(0);
+  auto rr = shard.log->Read(offset, std::min(max_bytes, proto::kMaxFetchBytes), &out, durable);
+  if (!rr.ok()) {
+    c->Send(ErrorFrame(corr, uint16_t(Type::kFetch), proto::ErrFromStatus(rr.status()), rr.status().message()));
+    return true;
+  }
+  EncodeFixed64(out.data() + fields, rr->next_offset);
+  if (closed && rr->next_offset >= durable) out[fields + 24] = proto::kFetchShardEnd;
+  proto::FinishFrame(&out, 0);
+  c->Send(std::move(out));
+  return true;
+}
+
+void Server::HandleFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Reader& r) {
+  auto fail = [&](Err err, std::string_view msg) { c->Send(ErrorFrame(corr, uint16_t(Type::kFetch), err, msg)); };
+  std::string name;
+  uint32_t shard_index, max_bytes, wait_ms;
+  uint64_t offset;
+  if (!(r.str(&name) && r.u32(&shard_index) && r.u64(&offset) && r.u32(&max_bytes) && r.u32(&wait_ms)))
+    return fail(Err::kInvalidRequest, "malformed request");
+  auto s = store_->Get(name);
+  if (!s) return fail(Err::kStreamNotFound, fmt::format("stream '{}' does not exist", name));
+  std::shared_ptr<Shard> shard;
+  {
+    std::lock_guard<std::mutex> g(s->mu);
+    auto it = s->shards.find(shard_index);
+    if (it != s->shards.end()) shard = it->second;
+  }
+  if (!shard) return fail(Err::kWrongShard, fmt::format("stream '{}' has no {}", name, proto::ShardIdName(shard_index)));
+  uint64_t start = shard->log->start_offset();
+  if (offset < start)
+    return fail(Err::kOffsetOutOfRange,
+                fmt::format("offset {} of {} was removed by retention; the oldest is {}", offset,
+                            proto::ShardIdName(shard_index), start));
+  if (AnswerFetch(c, corr, *shard, offset, max_bytes, wait_ms == 0)) return;
+  {
+    std::lock_guard<std::mutex> g(waiters_mu_);
+    waiters_.push_back(Waiter{c, corr, shard, offset, max_bytes, NowMs() + wait_ms});
+  }
+  WakeWaiters(shard);  // data may have landed between the check and parking
+}
+
+void Server::WakeWaiters(const std::shared_ptr<Shard>& shard) {
+  std::vector<Waiter> ready;
+  {
+    std::lock_guard<std::mutex> g(waiters_mu_);
+    if (waiters_.empty()) return;
+    uint64_t durable = shard->log->durable_offset();
+    bool closed = shard->meta.state == proto::kClosed;
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (it->shard == shard && (it->offset < durable || closed)) {
+        ready.push_back(std::move(*it));
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& w : ready) AnswerFetch(w.conn, w.corr, *w.shard, w.offset, w.max_bytes, true);
+}
+
+void Server::SyncLoop() {
+  const bool always = opts_.durability.mode == log::Durability::Mode::kAlways;
+  const auto interval = std::chrono::milliseconds(
+      opts_.durability.mode == log::Durability::Mode::kInterval ? opts_.durability.interval_ms : 1000);
+  auto next_periodic = std::chrono::steady_clock::now() + interval;
+  for (;;) {
+    std::vector<PendingAck> batch;
+    {
+      std::unique_lock<std::mutex> l(sync_mu_);
+      sync_cv_.wait_until(l, next_periodic, [&] { return sync_stop_ || !pending_.empty(); });
+      batch.swap(pending_);
+      if (sync_stop_ && batch.empty()) break;
+    }
+    if (!batch.empty()) {
+      // Group commit: one fdatasync per shard covers every append waiting now.
+      std::map<Shard*, Status> synced;
+      for (auto& p : batch)
+        if (!synced.count(p.shard.get())) synced[p.shard.get()] = p.shard->log->Sync();
+      std::set<Shard*> woken;
+      for (auto& p : batch) {
+        const Status& st = synced[p.shard.get()];
+        if (st.ok()) {
+          p.conn->Send(std::move(p.response));
+        } else {
+          uint32_t corr = DecodeFixed32(p.response.data() + 4);
+          p.conn->Send(ErrorFrame(corr, uint16_t(Type::kProduce), Err::kStorage, st.message()));
+        }
+        if (woken.insert(p.shard.get()).second) WakeWaiters(p.shard);
+      }
+    }
+    if (std::chrono::steady_clock::now() >= next_periodic) {
+      next_periodic = std::chrono::steady_clock::now() + interval;
+      if (opts_.durability.mode == log::Durability::Mode::kInterval || always) {
+        for (auto& s : store_->List()) {
+          std::vector<std::shared_ptr<Shard>> shards;
+          {
+            std::lock_guard<std::mutex> g(s->mu);
+            for (auto& [i, sh] : s->shards) shards.push_back(sh);
+          }
+          for (auto& sh : shards)
+            if (sh->log->synced_offset() < sh->log->end_offset()) {
+              Status st = sh->log->Sync();
+              if (!st.ok()) Log(st.ToString());
+            }
+        }
+      }
+    }
+  }
+}
+
+void Server::TimerLoop() {
+  int64_t next_retention = NowMs() + kRetentionEveryMs;
+  while (!stopping_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(kTimerTickMs));
+    int64_t now = NowMs();
+    std::vector<Waiter> expired;
+    {
+      std::lock_guard<std::mutex> g(waiters_mu_);
+      for (auto it = waiters_.begin(); it != waiters_.end();) {
+        if (it->deadline_ms <= now) {
+          expired.push_back(std::move(*it));
+          it = waiters_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& w : expired) AnswerFetch(w.conn, w.corr, *w.shard, w.offset, w.max_bytes, true);
+    if (now >= next_retention) {
+      next_retention = now + kRetentionEveryMs;
+      int n = store_->ApplyRetention();
+      if (n > 0 && opts_.verbose) Log(fmt::format("retention removed {} segment(s)", n));
+    }
+  }
+  // Answer whoever still waits, so clients see an orderly end.
+  std::lock_guard<std::mutex> g(waiters_mu_);
+  for (auto& w : waiters_) w.conn->Send(ErrorFrame(w.corr, uint16_t(Type::kFetch), Err::kShuttingDown, "the server is shutting down"));
+  waiters_.clear();
+}
+
+}  // namespace streamkit::server

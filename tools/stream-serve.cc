@@ -1,0 +1,69 @@
+// stream-serve: owns a data dir and serves streams on a Unix socket.
+#include <pthread.h>
+#include <sys/resource.h>
+
+#include <csignal>
+#include <thread>
+
+#include "common/config.h"
+#include "server/server.h"
+#include "tool_common.h"
+
+using namespace streamkit;
+
+int main(int argc, char** argv) {
+  const char* tool = "stream-serve";
+  CLI::App app{"stream-serve: the streamkit server. Owns one data dir and serves its streams on a Unix socket."};
+  server::ServerOptions opts;
+  std::string mode = "0600", fsync = "interval=200", faults;
+  app.add_option("--socket", opts.socket_path, "Socket to listen on (default: $STREAMKIT_SOCKET, $XDG_RUNTIME_DIR/streamkit/serve.sock)");
+  app.add_option("--data", opts.data_dir, "Data dir (default: $STREAMKIT_DATA, $XDG_DATA_HOME/streamkit, ~/.local/share/streamkit)");
+  app.add_option("--socket-mode", mode, "Permissions of the socket, octal (default 0600: only this user)");
+  app.add_option("--fsync", fsync, "Durability: always | interval=MS | never (default interval=200)");
+  app.add_option("--inject-faults", faults, "Test clients' retries: throttle=RATE,fail=RATE,latency=MS");
+  app.add_flag("-v,--verbose", opts.verbose, "Log stream changes and retention");
+  tools::AddVersionFlag(app, tool);
+  app.footer("Examples:\n  stream-serve                         # default socket and data dir\n"
+             "  stream-serve --fsync always          # acknowledge only after fdatasync\n"
+             "  stream-serve --inject-faults throttle=0.05,latency=2ms");
+  if (int rc = tools::Parse(app, argc, argv, tool); rc >= 0) return rc;
+
+  if (opts.socket_path.empty()) opts.socket_path = DefaultSocketPath();
+  if (opts.data_dir.empty()) opts.data_dir = DefaultDataDir();
+  auto d = log::Durability::Parse(fsync);
+  if (!d.ok()) return tools::FailMsg(tool, tools::kExitUsage, d.status().message());
+  opts.durability = *d;
+  char* end = nullptr;
+  opts.socket_mode = unsigned(std::strtoul(mode.c_str(), &end, 8));
+  if (mode.empty() || *end != '\0' || opts.socket_mode > 0777)
+    return tools::FailMsg(tool, tools::kExitUsage, fmt::format("--socket-mode '{}' is not an octal mode like 0600", mode));
+  if (!faults.empty()) {
+    auto f = server::FaultSpec::Parse(faults);
+    if (!f.ok()) return tools::FailMsg(tool, tools::kExitUsage, f.status().message());
+    opts.faults = *f;
+  }
+  tools::IgnoreSigpipe();
+  // Many shards mean many open segment files.
+  rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  // Signals go to one thread that asks the server to stop.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  server::Server srv(opts);
+  if (Status s = srv.Start(); !s.ok()) return tools::Fail(tool, s);
+  std::thread([&srv, set] {
+    int sig;
+    sigwait(&set, &sig);
+    srv.Shutdown();
+  }).detach();
+  Status s = srv.Run();
+  return s.ok() ? 0 : tools::Fail(tool, s);
+}

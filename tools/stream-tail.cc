@@ -1,0 +1,730 @@
+// stream-tail: records -> stdout, like tail(1): the last N, from a position, or
+// following new records; optionally as a member of a consumer group that shares the
+// shards with other members and checkpoints what it has written.
+#include <poll.h>
+#include <unistd.h>
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "common/config.h"
+#include "log/batch.h"
+#include "proto/protocol.h"
+#include "tool_common.h"
+
+using namespace streamkit;
+using proto::Err;
+using proto::Type;
+using proto::Writer;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const char* kTool = "stream-tail";
+constexpr uint32_t kFetchBytes = 4u << 20;
+constexpr uint32_t kFollowWaitMs = 1000;
+constexpr int kHeartbeatMs = 1000;
+constexpr int kCommitEveryMs = 200;
+constexpr int kRefreshEveryMs = 5000;
+
+struct Options {
+  std::string stream;
+  client::ConnectOptions conn;
+  bool no_autostart = false;
+  std::string lines;  // -n
+  bool follow = false, follow_retry = false;
+  std::string from, until, format = "raw", group, member;
+  std::vector<std::string> shards;
+  uint64_t limit = 0;
+};
+
+// ---- output ----------------------------------------------------------------------
+
+class Out {
+ public:
+  ~Out() { Flush(); }
+  void Append(std::string_view s) {
+    buf_.append(s);
+    if (buf_.size() >= (256u << 10)) Flush();
+  }
+  void Push(char c) { buf_.push_back(c); }
+  std::string& buf() { return buf_; }
+  // False once stdout is closed (EPIPE): the reader went away.
+  bool Flush() {
+    size_t at = 0;
+    while (at < buf_.size() && !closed_) {
+      ssize_t n = ::write(1, buf_.data() + at, buf_.size() - at);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        closed_ = true;
+        break;
+      }
+      at += size_t(n);
+    }
+    buf_.clear();
+    return !closed_;
+  }
+  bool closed() const { return closed_; }
+
+ private:
+  std::string buf_;
+  bool closed_ = false;
+};
+
+void JsonString(std::string& o, std::string_view s) {
+  o.push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': o += "\\\""; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "\\n"; break;
+      case '\r': o += "\\r"; break;
+      case '\t': o += "\\t"; break;
+      default:
+        if (c < 0x20) o += fmt::format("\\u{:04x}", c);
+        else o.push_back(char(c));
+    }
+  }
+  o.push_back('"');
+}
+
+std::string Base64(std::string_view s) {
+  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string o;
+  size_t i = 0;
+  for (; i + 2 < s.size(); i += 3) {
+    uint32_t v = uint32_t(uint8_t(s[i])) << 16 | uint32_t(uint8_t(s[i + 1])) << 8 | uint8_t(s[i + 2]);
+    o += t[v >> 18];
+    o += t[(v >> 12) & 63];
+    o += t[(v >> 6) & 63];
+    o += t[v & 63];
+  }
+  if (i + 1 == s.size()) {
+    uint32_t v = uint32_t(uint8_t(s[i])) << 16;
+    o += t[v >> 18];
+    o += t[(v >> 12) & 63];
+    o += "==";
+  } else if (i + 2 == s.size()) {
+    uint32_t v = uint32_t(uint8_t(s[i])) << 16 | uint32_t(uint8_t(s[i + 1])) << 8;
+    o += t[v >> 18];
+    o += t[(v >> 12) & 63];
+    o += t[(v >> 6) & 63];
+    o += '=';
+  }
+  return o;
+}
+
+// --format raw | json | a template with {stream} {shard} {seq} {key} {ts} {time} {data} {offset}.
+class Formatter {
+ public:
+  Status Parse(const std::string& f) {
+    if (f == "raw" || f == "json") {
+      mode_ = f;
+      return Status::OK();
+    }
+    mode_ = "template";
+    std::string lit;
+    for (size_t i = 0; i < f.size(); i++) {
+      if (f[i] == '\\' && i + 1 < f.size()) {
+        char c = f[++i];
+        lit += c == 'n' ? '\n' : c == 't' ? '\t' : c;
+      } else if (f[i] == '{') {
+        size_t e = f.find('}', i);
+        if (e == std::string::npos) return Status::InvalidArgument(fmt::format("--format: unclosed '{{' in '{}'", f));
+        std::string name = f.substr(i + 1, e - i - 1);
+        static const std::set<std::string> known = {"stream", "shard", "seq", "key", "ts", "time", "data", "offset"};
+        if (!known.count(name))
+          return Status::InvalidArgument(fmt::format(
+              "--format: unknown field {{{}}} (use stream, shard, seq, key, ts, time, data, offset)", name));
+        parts_.push_back({lit, ""});
+        lit.clear();
+        parts_.push_back({"", name});
+        i = e;
+      } else {
+        lit += f[i];
+      }
+    }
+    parts_.push_back({lit + "\n", ""});
+    return Status::OK();
+  }
+
+  void Write(Out& out, const std::string& stream, uint32_t shard, const log::Record& r) {
+    std::string& o = out.buf();
+    if (mode_ == "raw") {
+      o.append(r.data);
+      o.push_back('\n');
+    } else if (mode_ == "json") {
+      o += "{\"stream\":";
+      JsonString(o, stream);
+      o += fmt::format(",\"shard\":\"{}\",\"seq\":\"{}\",\"key\":", proto::ShardIdName(shard),
+                       U128ToString(proto::SequenceNumber(shard, r.offset)));
+      bool key_utf8 = simdjson::validate_utf8(r.key.data(), r.key.size());
+      if (key_utf8) JsonString(o, r.key);
+      else o += "\"" + Base64(r.key) + "\"";
+      o += fmt::format(",\"ts\":{},\"data\":", r.arrival_ms);
+      if (simdjson::validate_utf8(r.data.data(), r.data.size())) {
+        JsonString(o, r.data);
+      } else {
+        o += "\"" + Base64(r.data) + "\",\"data_encoding\":\"base64\"";
+      }
+      if (!key_utf8) o += ",\"key_encoding\":\"base64\"";
+      o += "}\n";
+    } else {
+      for (auto& [lit, field] : parts_) {
+        o += lit;
+        if (field.empty()) continue;
+        if (field == "stream") o += stream;
+        else if (field == "shard") o += proto::ShardIdName(shard);
+        else if (field == "seq") o += U128ToString(proto::SequenceNumber(shard, r.offset));
+        else if (field == "key") o += r.key;
+        else if (field == "ts") o += std::to_string(r.arrival_ms);
+        else if (field == "time") o += FormatTimeMs(r.arrival_ms);
+        else if (field == "data") o += r.data;
+        else if (field == "offset") o += std::to_string(r.offset);
+      }
+    }
+    if (o.size() >= (256u << 10)) out.Flush();
+  }
+
+ private:
+  std::string mode_ = "raw";
+  std::vector<std::pair<std::string, std::string>> parts_;
+};
+
+// ---- positions -------------------------------------------------------------------
+
+struct Position {
+  enum Kind { kTrimHorizon, kLatest, kSeqAt, kSeqAfter, kTime } kind = kTrimHorizon;
+  u128 seq = 0;
+  int64_t time_ms = 0;
+};
+
+Result<Position> ParsePosition(const std::string& s, const char* flag) {
+  Position p;
+  if (s == "trim-horizon" || s == "oldest" || s == "beginning") p.kind = Position::kTrimHorizon;
+  else if (s == "latest" || s == "end") p.kind = Position::kLatest;
+  else if (s.rfind("seq:", 0) == 0 || s.rfind("after:", 0) == 0) {
+    bool after = s[0] == 'a';
+    auto v = ParseU128(s.substr(after ? 6 : 4));
+    if (!v) return Status::InvalidArgument(fmt::format("{} '{}': not a sequence number", flag, s));
+    p.kind = after ? Position::kSeqAfter : Position::kSeqAt;
+    p.seq = *v;
+  } else if (s.rfind("time:", 0) == 0) {
+    SK_ASSIGN_OR_RETURN(p.time_ms, ParseTimeMs(s.substr(5), NowMs()));
+    p.kind = Position::kTime;
+  } else {
+    return Status::InvalidArgument(fmt::format(
+        "{} '{}': use trim-horizon, latest, seq:S, after:S, time:ISO-8601 or time:-15m", flag, s));
+  }
+  return p;
+}
+
+struct ShardCursor {
+  proto::ShardInfo info;
+  uint64_t next = 0;        // next offset to read
+  uint64_t stop = UINT64_MAX;  // read up to here (exclusive) then stop
+  bool started = false;
+  bool finished = false;    // read to its end (closed shard) or to `stop`
+  bool in_flight = false;
+  uint64_t written = 0;     // next offset after the last record flushed to stdout
+  uint64_t committed = UINT64_MAX;
+};
+
+class Tail {
+ public:
+  Tail(Options o, std::unique_ptr<client::Client> c) : o_(std::move(o)), c_(std::move(c)) {}
+  int Run();
+
+ private:
+  Result<proto::StreamInfo> Describe();
+  Result<uint64_t> ResolveStart(const proto::ShardInfo& s, const Position& p);
+  Status FetchLoop(bool follow);
+  Status HandleFetch(client::Response& r, uint32_t shard);
+  Status LastN(uint64_t n, std::map<uint32_t, uint64_t>* next);
+  Status Heartbeat(bool leaving);
+  Status Commit(bool force);
+  Status RefreshShards();
+  bool ParentsDone(const proto::ShardInfo& s) const;
+  bool Reconnect();
+  bool Done() const { return (o_.limit > 0 && printed_ >= o_.limit) || out_.closed(); }
+
+  Options o_;
+  std::unique_ptr<client::Client> c_;
+  Out out_;
+  Formatter fmt_;
+  std::optional<Position> from_, until_;
+  std::map<uint32_t, ShardCursor> cursors_;
+  std::set<uint32_t> only_shards_;
+  std::map<uint32_t, uint32_t> corr_shard_;
+  uint64_t printed_ = 0;
+  bool group_mode_ = false;
+  Clock::time_point last_heartbeat_{}, last_commit_{}, last_refresh_{};
+  uint64_t expired_records_ = 0;
+};
+
+Result<proto::StreamInfo> Tail::Describe() {
+  SK_ASSIGN_OR_RETURN(auto r, c_->Call(Type::kDescribeStream, [&](Writer& w) { w.str(o_.stream); }));
+  if (!r.ok()) return client::ResponseStatus(r);
+  proto::StreamInfo si;
+  auto rd = r.body();
+  if (!si.Decode(rd)) return Status::Corruption("malformed describe response");
+  return si;
+}
+
+Result<uint64_t> Tail::ResolveStart(const proto::ShardInfo& s, const Position& p) {
+  switch (p.kind) {
+    case Position::kTrimHorizon: return s.start_offset;
+    case Position::kLatest: return s.end_offset;
+    case Position::kSeqAt:
+    case Position::kSeqAfter: {
+      if (proto::SequenceShard(p.seq) != s.index) return s.start_offset;
+      uint64_t off = proto::SequenceOffset(p.seq) + (p.kind == Position::kSeqAfter ? 1 : 0);
+      return std::max(off, s.start_offset);
+    }
+    case Position::kTime: {
+      SK_ASSIGN_OR_RETURN(auto r, c_->Call(Type::kListOffset, [&](Writer& w) {
+        w.str(o_.stream).u32(s.index).u8(uint8_t(proto::OffsetKind::kTime)).i64(p.time_ms);
+      }));
+      if (!r.ok()) return client::ResponseStatus(r);
+      uint64_t off = 0;
+      auto rd = r.body();
+      rd.u64(&off);
+      return off;
+    }
+  }
+  return s.start_offset;
+}
+
+bool Tail::ParentsDone(const proto::ShardInfo& s) const {
+  for (int32_t p : {s.parent, s.adjacent_parent}) {
+    if (p < 0) continue;
+    auto it = cursors_.find(uint32_t(p));
+    if (it != cursors_.end() && !it->second.finished) return false;
+  }
+  return true;
+}
+
+Status Tail::LastN(uint64_t n, std::map<uint32_t, uint64_t>* next) {
+  // The last n records of each shard, merged by arrival time; print the last n.
+  struct Item {
+    int64_t ts;
+    uint32_t shard;
+    uint64_t offset;
+    std::string key, data;
+  };
+  std::vector<Item> items;
+  for (auto& [idx, cur] : cursors_) {
+    uint64_t end = cur.info.end_offset;
+    uint64_t off = end > cur.info.start_offset + n ? end - n : cur.info.start_offset;
+    (*next)[idx] = end;
+    while (off < end) {
+      SK_ASSIGN_OR_RETURN(auto r, c_->Call(Type::kFetch, [&](Writer& w) {
+        w.str(o_.stream).u32(idx).u64(off).u32(kFetchBytes).u32(0);
+      }));
+      if (r.err == Err::kOffsetOutOfRange) {
+        off = cur.info.start_offset = *ResolveStart(cur.info, Position{});
+        continue;
+      }
+      if (!r.ok()) return client::ResponseStatus(r);
+      auto rd = r.body();
+      uint64_t nx = 0, e = 0, st = 0;
+      uint8_t flags = 0;
+      rd.u64(&nx);
+      rd.u64(&e);
+      rd.u64(&st);
+      rd.u8(&flags);
+      std::string_view b = rd.tail();
+      log::RecordCursor rc(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(b.data()), b.size()), off);
+      log::Record rec;
+      while (rc.Next(&rec) && rec.offset < end)
+        items.push_back({rec.arrival_ms, idx, rec.offset, std::string(rec.key), std::string(rec.data)});
+      SK_TRY(rc.status());
+      if (nx <= off) break;
+      off = nx;
+    }
+  }
+  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.ts < b.ts; });
+  size_t first = items.size() > n ? items.size() - n : 0;
+  for (size_t i = first; i < items.size() && !Done(); i++) {
+    log::Record r;
+    r.offset = items[i].offset;
+    r.arrival_ms = r.timestamp_ms = items[i].ts;
+    r.key = items[i].key;
+    r.data = items[i].data;
+    fmt_.Write(out_, o_.stream, items[i].shard, r);
+    printed_++;
+  }
+  out_.Flush();
+  return Status::OK();
+}
+
+Status Tail::HandleFetch(client::Response& r, uint32_t shard) {
+  auto it = cursors_.find(shard);
+  if (it == cursors_.end()) return Status::OK();  // no longer ours
+  ShardCursor& cur = it->second;
+  cur.in_flight = false;
+  if (r.err == Err::kOffsetOutOfRange) {
+    // Retention removed records before we read them: say so and go on from the oldest.
+    SK_ASSIGN_OR_RETURN(auto desc, Describe());
+    for (auto& s : desc.shards)
+      if (s.index == shard) {
+        expired_records_ += s.start_offset > cur.next ? s.start_offset - cur.next : 0;
+        std::fprintf(stderr, "%s: %s: records before offset %llu expired before they were read\n", kTool,
+                     proto::ShardIdName(shard).c_str(), (unsigned long long)s.start_offset);
+        cur.next = s.start_offset;
+      }
+    return Status::OK();
+  }
+  if (r.err == Err::kShuttingDown) return Status::Closed("the server is shutting down");
+  if (!r.ok()) return client::ResponseStatus(r);
+  auto rd = r.body();
+  uint64_t next, end, start;
+  uint8_t flags;
+  if (!(rd.u64(&next) && rd.u64(&end) && rd.u64(&start) && rd.u8(&flags)))
+    return Status::Corruption("malformed fetch response");
+  std::string_view b = rd.tail();
+  log::RecordCursor rc(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(b.data()), b.size()), cur.next);
+  log::Record rec;
+  while (!Done() && rc.Next(&rec)) {
+    if (rec.offset >= cur.stop) break;
+    if (until_ && until_->kind == Position::kTime && rec.arrival_ms > until_->time_ms) {
+      cur.stop = rec.offset;
+      break;
+    }
+    fmt_.Write(out_, o_.stream, shard, rec);
+    printed_++;
+    cur.next = rec.offset + 1;
+  }
+  SK_TRY(rc.status());
+  if (!Done() && next > cur.next && cur.next < cur.stop) cur.next = std::min(next, cur.stop);
+  if (cur.next >= cur.stop) cur.finished = true;
+  if ((flags & proto::kFetchShardEnd) && cur.next >= end) {
+    cur.finished = true;
+    last_refresh_ = {};  // a closed shard ended: its children may now start
+  }
+  return Status::OK();
+}
+
+Status Tail::Heartbeat(bool leaving) {
+  SK_ASSIGN_OR_RETURN(auto r, c_->Call(Type::kGroupHeartbeat, [&](Writer& w) {
+    w.str(o_.stream).str(o_.group).str(o_.member).u8(leaving ? 1 : 0);
+  }));
+  if (!r.ok()) return client::ResponseStatus(r);
+  last_heartbeat_ = Clock::now();
+  if (leaving) return Status::OK();
+  auto rd = r.body();
+  uint32_t gen, session, n;
+  if (!(rd.u32(&gen) && rd.u32(&session) && rd.u32(&n))) return Status::Corruption("malformed heartbeat response");
+  std::map<uint32_t, uint64_t> assigned;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t sh;
+    uint64_t ck;
+    if (!(rd.u32(&sh) && rd.u64(&ck))) return Status::Corruption("malformed heartbeat response");
+    assigned[sh] = ck;
+  }
+  // Drop shards we lost (after committing what we wrote of them), add new ones.
+  for (auto it = cursors_.begin(); it != cursors_.end();) {
+    if (!assigned.count(it->first)) it = cursors_.erase(it);
+    else ++it;
+  }
+  if (assigned.empty()) return Status::OK();
+  SK_ASSIGN_OR_RETURN(auto desc, Describe());
+  for (auto& [sh, ck] : assigned) {
+    if (cursors_.count(sh)) continue;
+    for (auto& s : desc.shards) {
+      if (s.index != sh) continue;
+      ShardCursor cur;
+      cur.info = s;
+      if (ck != UINT64_MAX) {
+        cur.next = std::max(ck, s.start_offset);
+      } else {
+        SK_ASSIGN_OR_RETURN(cur.next, ResolveStart(s, from_ ? *from_ : Position{}));
+      }
+      cur.written = cur.next;
+      cur.committed = ck;
+      if (!o_.follow) cur.stop = s.end_offset;  // drain to the current end, then exit
+      if (cur.next >= cur.stop && s.state == proto::kOpen) cur.finished = true;
+      cursors_[sh] = cur;
+    }
+  }
+  return Status::OK();
+}
+
+Status Tail::Commit(bool force) {
+  if (!group_mode_) return Status::OK();
+  if (!force && Clock::now() - last_commit_ < std::chrono::milliseconds(kCommitEveryMs)) return Status::OK();
+  last_commit_ = Clock::now();
+  for (auto& [sh, cur] : cursors_) {
+    if (cur.written == cur.committed) continue;
+    uint32_t shard = sh;
+    SK_ASSIGN_OR_RETURN(auto r, c_->Call(Type::kGroupCommit, [&](Writer& w) {
+      w.str(o_.stream).str(o_.group).str(o_.member).u32(shard).u64(cur.written);
+    }));
+    if (r.err == Err::kNotAssigned) continue;  // rebalanced away: the new owner goes on
+    if (!r.ok()) return client::ResponseStatus(r);
+    cur.committed = cur.written;
+  }
+  return Status::OK();
+}
+
+Status Tail::RefreshShards() {
+  last_refresh_ = Clock::now();
+  SK_ASSIGN_OR_RETURN(auto desc, Describe());
+  for (auto& s : desc.shards) {
+    if (!only_shards_.empty() && !only_shards_.count(s.index)) continue;
+    if (cursors_.count(s.index)) {
+      cursors_[s.index].info = s;
+      continue;
+    }
+    ShardCursor cur;
+    cur.info = s;
+    cur.next = s.start_offset;  // a new child shard: from its first record
+    cursors_[s.index] = cur;
+  }
+  return Status::OK();
+}
+
+bool Tail::Reconnect() {
+  if (!o_.follow_retry) return false;
+  std::fprintf(stderr, "%s: lost the server; retrying every second\n", kTool);
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    client::ConnectOptions co = o_.conn;
+    co.autostart = false;
+    auto c = client::Client::Connect(co);
+    if (c.ok()) {
+      c_ = std::move(*c);
+      corr_shard_.clear();
+      for (auto& [i, cur] : cursors_) cur.in_flight = false;
+      std::fprintf(stderr, "%s: reconnected to %s\n", kTool, c_->socket_path().c_str());
+      return true;
+    }
+  }
+}
+
+Status Tail::FetchLoop(bool follow) {
+  for (;;) {
+    if (Done()) return Status::OK();
+    if (group_mode_ && Clock::now() - last_heartbeat_ >= std::chrono::milliseconds(kHeartbeatMs) &&
+        corr_shard_.empty())
+      SK_TRY(Heartbeat(false));
+    if (!group_mode_ && follow && Clock::now() - last_refresh_ >= std::chrono::milliseconds(kRefreshEveryMs) &&
+        corr_shard_.empty())
+      SK_TRY(RefreshShards());
+    // Issue one fetch per readable shard (parents before children).
+    bool any_open = false;
+    for (auto& [idx, cur] : cursors_) {
+      if (cur.finished) continue;
+      if (!ParentsDone(cur.info)) {
+        any_open = true;
+        continue;
+      }
+      any_open = true;
+      if (cur.in_flight) continue;
+      uint32_t shard = idx;
+      uint64_t off = cur.next;
+      uint32_t wait = follow ? kFollowWaitMs : 0;
+      if (group_mode_ && follow) wait = kHeartbeatMs / 2;
+      SK_ASSIGN_OR_RETURN(uint32_t corr, c_->Send(Type::kFetch, [&](Writer& w) {
+        w.str(o_.stream).u32(shard).u64(off).u32(kFetchBytes).u32(wait);
+      }));
+      corr_shard_[corr] = shard;
+      cur.in_flight = true;
+    }
+    if (corr_shard_.empty()) {
+      if (!any_open && !follow) {
+        if (!group_mode_) return Status::OK();
+        // Group drain: all assigned shards are read to their end. Checkpoint, then ask
+        // once more: a finished parent may have made children ours.
+        if (!out_.Flush()) return Status::OK();
+        for (auto& [i, cur] : cursors_) cur.written = cur.next;
+        SK_TRY(Commit(true));
+        SK_TRY(Heartbeat(false));
+        bool more = false;
+        for (auto& [i, cur] : cursors_) more |= !cur.finished;
+        if (!more) return Status::OK();
+        continue;
+      }
+      if (!any_open) {
+        // Following, with nothing to read (more members than shards, or every shard
+        // closed): wait for the next heartbeat or refresh.
+        if (!out_.Flush()) return Status::OK();
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      continue;
+    }
+    // Flush before blocking, so a follower sees records at once.
+    if (!c_->HasBufferedResponse()) {
+      if (!out_.Flush()) return Status::OK();
+      for (auto& [i, cur] : cursors_) cur.written = cur.next;
+      SK_TRY(Commit(false));
+    }
+    SK_ASSIGN_OR_RETURN(auto r, c_->Receive(group_mode_ ? kHeartbeatMs : -1));
+    auto it = corr_shard_.find(r.corr);
+    if (it == corr_shard_.end()) continue;
+    uint32_t shard = it->second;
+    corr_shard_.erase(it);
+    SK_TRY(HandleFetch(r, shard));
+  }
+}
+
+int Tail::Run() {
+  if (Status s = fmt_.Parse(o_.format); !s.ok()) return tools::FailMsg(kTool, tools::kExitUsage, s.message());
+  if (!o_.from.empty()) {
+    auto p = ParsePosition(o_.from, "--from");
+    if (!p.ok()) return tools::FailMsg(kTool, tools::kExitUsage, p.status().message());
+    from_ = *p;
+  }
+  if (!o_.until.empty()) {
+    auto p = ParsePosition(o_.until, "--until");
+    if (!p.ok()) return tools::FailMsg(kTool, tools::kExitUsage, p.status().message());
+    if (p->kind != Position::kTime && p->kind != Position::kSeqAt && p->kind != Position::kLatest)
+      return tools::FailMsg(kTool, tools::kExitUsage, "--until takes time:T, seq:S or latest");
+    until_ = *p;
+  }
+  for (auto& s : o_.shards) {
+    uint32_t idx;
+    if (!proto::ParseShardId(s, &idx))
+      return tools::FailMsg(kTool, tools::kExitUsage, fmt::format("--shard '{}' is not a shard id like shardId-000000000001", s));
+    only_shards_.insert(idx);
+  }
+  // -n N (last N) or -n +K (from the K-th record of each shard).
+  bool plus = false;
+  uint64_t n = 10;
+  if (!o_.lines.empty()) {
+    std::string v = o_.lines;
+    if (v[0] == '+') {
+      plus = true;
+      v = v.substr(1);
+    }
+    char* end = nullptr;
+    n = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0')
+      return tools::FailMsg(kTool, tools::kExitUsage, fmt::format("-n '{}': expected N or +N", o_.lines));
+  }
+
+  auto desc = Describe();
+  if (!desc.ok()) {
+    if (desc.status().is(Status::Code::kNotFound))
+      return tools::FailMsg(kTool, tools::kExitNotFound, fmt::format("stream '{}' does not exist", o_.stream));
+    return tools::Fail(kTool, desc.status());
+  }
+  for (uint32_t idx : only_shards_) {
+    bool found = false;
+    for (auto& s : desc->shards) found |= s.index == idx;
+    if (!found)
+      return tools::FailMsg(kTool, tools::kExitNotFound,
+                            fmt::format("stream '{}' has no {}", o_.stream, proto::ShardIdName(idx)));
+  }
+  if (from_ && (from_->kind == Position::kSeqAt || from_->kind == Position::kSeqAfter) && only_shards_.empty())
+    only_shards_.insert(proto::SequenceShard(from_->seq));
+
+  Status s;
+  if (!o_.group.empty()) {
+    group_mode_ = true;
+    if (!proto::ValidName(o_.group))
+      return tools::FailMsg(kTool, tools::kExitUsage, fmt::format("invalid group name '{}'", o_.group));
+    if (o_.member.empty()) {
+      char host[256] = {};
+      ::gethostname(host, sizeof host - 1);
+      o_.member = fmt::format("{}-{}", host, ::getpid());
+    }
+    s = Heartbeat(false);
+    if (s.ok()) s = FetchLoop(o_.follow);
+    if (s.ok() || out_.closed()) {
+      Status c = Commit(true);
+      if (s.ok()) s = c;
+    }
+    (void)Heartbeat(true);
+  } else {
+    for (auto& si : desc->shards) {
+      if (!only_shards_.empty() && !only_shards_.count(si.index)) continue;
+      ShardCursor cur;
+      cur.info = si;
+      cursors_[si.index] = cur;
+    }
+    bool last_n = !from_ && !plus;
+    if (last_n) {
+      std::map<uint32_t, uint64_t> next;
+      s = LastN(n, &next);
+      if (!s.ok()) return tools::Fail(kTool, s);
+      if (!o_.follow) return 0;
+      for (auto& [i, cur] : cursors_) cur.next = next[i];
+    } else {
+      for (auto& [i, cur] : cursors_) {
+        if (plus) {
+          cur.next = cur.info.start_offset + (n > 0 ? n - 1 : 0);
+        } else {
+          auto st = ResolveStart(cur.info, *from_);
+          if (!st.ok()) return tools::Fail(kTool, st.status());
+          cur.next = *st;
+        }
+        if (!o_.follow) cur.stop = cur.info.end_offset;
+      }
+    }
+    if (until_ && until_->kind == Position::kSeqAt) {
+      for (auto& [i, cur] : cursors_)
+        cur.stop = proto::SequenceShard(until_->seq) == i ? proto::SequenceOffset(until_->seq) + 1 : cur.stop;
+    }
+    if (until_ && until_->kind == Position::kLatest)
+      for (auto& [i, cur] : cursors_) cur.stop = cur.info.end_offset;
+    last_refresh_ = Clock::now();
+    for (;;) {
+      s = FetchLoop(o_.follow);
+      if (s.ok() || out_.closed()) break;
+      if ((s.is(Status::Code::kClosed) || s.is(Status::Code::kIoError)) && Reconnect()) continue;
+      break;
+    }
+  }
+  out_.Flush();
+  if (!s.ok() && !out_.closed()) return tools::Fail(kTool, s);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"stream-tail: print a stream's records, one per line, like tail(1)."};
+  Options o;
+  o.conn.client_name = kTool;
+  app.add_option("STREAM", o.stream, "Stream name")->required();
+  app.add_option("-n,--lines", o.lines, "Print the last N records (default 10), or +K: from the K-th record on");
+  app.add_flag("-f,--follow", o.follow, "Keep printing new records as they arrive");
+  app.add_flag("-F", o.follow_retry, "Like -f, and keep retrying when the server goes away");
+  app.add_option("--from", o.from, "Start at trim-horizon | latest | seq:S | after:S | time:ISO-8601 | time:-15m");
+  app.add_option("--until", o.until, "Stop at time:T, seq:S (inclusive) or latest");
+  app.add_option("--shard", o.shards, "Read only this shard (repeatable), e.g. shardId-000000000001");
+  app.add_option("--limit", o.limit, "Stop after N records");
+  app.add_option("--format", o.format, "raw (data only; default), json, or a template like '{shard} {seq} {key} {data}'");
+  app.add_option("--group", o.group, "Consume as a member of this consumer group (shared shards, checkpoints)");
+  app.add_option("--member", o.member, "Member id within the group (default HOST-PID)");
+  tools::AddClientFlags(app, &o.conn, &o.no_autostart);
+  tools::AddVersionFlag(app, kTool);
+  app.footer(
+      "JSON records (--format json): {\"stream\",\"shard\",\"seq\",\"key\",\"ts\",\"data\"}; data that is not\n"
+      "UTF-8 is base64 with \"data_encoding\":\"base64\".\n\n"
+      "Exit status: 0 success; 1 failure; 2 usage; 4 no such stream.\n\n"
+      "Examples:\n  stream-tail orders                      # the last 10 records\n"
+      "  stream-tail -f orders --format json      # follow\n"
+      "  stream-tail orders -n +1 > all.txt       # everything, oldest first\n"
+      "  stream-tail orders --group billing       # drain this group's share, checkpoint, exit");
+  if (int rc = tools::Parse(app, argc, argv, kTool); rc >= 0) return rc;
+  if (o.follow_retry) o.follow = true;
+  o.conn.autostart = !o.no_autostart;
+  if (!proto::ValidName(o.stream))
+    return tools::FailMsg(kTool, tools::kExitBadInput,
+                          fmt::format("invalid stream name '{}': use 1-128 characters of A-Z a-z 0-9 _ . -", o.stream));
+  tools::IgnoreSigpipe();
+  auto c = client::Client::Connect(o.conn);
+  if (!c.ok()) return tools::Fail(kTool, c.status());
+  Tail t(o, std::move(*c));
+  return t.Run();
+}

@@ -1,0 +1,61 @@
+#include "tool_common.h"
+
+#include <csignal>
+#include <cstdio>
+
+namespace streamkit::tools {
+
+int ExitCodeFor(const Status& s) {
+  switch (s.code()) {
+    case Status::Code::kOk: return kExitOk;
+    case Status::Code::kNotFound: return kExitNotFound;
+    case Status::Code::kInvalidArgument: return kExitBadInput;
+    default: return kExitFailure;
+  }
+}
+
+int Fail(const char* tool, const Status& s) {
+  std::fprintf(stderr, "%s: %s\n", tool, s.message().c_str());
+  return ExitCodeFor(s);
+}
+
+int FailMsg(const char* tool, int code, const std::string& msg) {
+  std::fprintf(stderr, "%s: %s\n", tool, msg.c_str());
+  return code;
+}
+
+void AddClientFlags(CLI::App& app, client::ConnectOptions* opts, bool* no_autostart) {
+  app.add_option("--socket", opts->socket_path,
+                 "Server socket (default: $STREAMKIT_SOCKET, $XDG_RUNTIME_DIR/streamkit/serve.sock)")
+      ->group("Connection");
+  app.add_option("--data", opts->data_dir,
+                 "Data dir for an autostarted server (default: $STREAMKIT_DATA, ~/.local/share/streamkit)")
+      ->group("Connection");
+  app.add_flag("--no-autostart", *no_autostart,
+               "Do not start stream-serve when no server answers (also STREAMKIT_NO_AUTOSTART=1)")
+      ->group("Connection");
+}
+
+void AddVersionFlag(CLI::App& app, const char* tool) {
+  app.set_version_flag("--version", fmt::format("{} (streamkit) {}", tool, STREAMKIT_VERSION));
+}
+
+int Parse(CLI::App& app, int argc, char** argv, const char* tool) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "%s: error: %s\nTry '%s --help' for more information.\n", tool, e.what(), tool);
+    return kExitUsage;
+  }
+  return -1;
+}
+
+void IgnoreSigpipe() { std::signal(SIGPIPE, SIG_IGN); }
+
+}  // namespace streamkit::tools

@@ -1,0 +1,34 @@
+// What every tool's main shares: exit codes, error printing, common client flags.
+//
+// Exit codes (documented in every man page):
+//   0  success                        3  bad input (a line, record or field was rejected)
+//   1  failure (server, I/O, network) 4  the named stream or group does not exist
+//   2  usage error (bad flags)
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "client/client.h"
+#include "util/status.h"
+
+namespace streamkit::tools {
+
+enum Exit : int { kExitOk = 0, kExitFailure = 1, kExitUsage = 2, kExitBadInput = 3, kExitNotFound = 4 };
+
+int ExitCodeFor(const Status& s);
+// Prints "TOOL: MESSAGE" on stderr and returns the exit code for s.
+int Fail(const char* tool, const Status& s);
+int FailMsg(const char* tool, int code, const std::string& msg);
+
+// --socket, --data, --no-autostart.
+void AddClientFlags(CLI::App& app, client::ConnectOptions* opts, bool* no_autostart);
+// --version prints "TOOL (streamkit) VERSION".
+void AddVersionFlag(CLI::App& app, const char* tool);
+// Parses argv; returns -1 to go on, else the exit code (help: 0, misuse: 2 with a hint).
+int Parse(CLI::App& app, int argc, char** argv, const char* tool);
+
+// SIGPIPE ignored: a closed pipe becomes EPIPE on write, handled as a clean end.
+void IgnoreSigpipe();
+
+}  // namespace streamkit::tools
