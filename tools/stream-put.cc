@@ -308,8 +308,13 @@ Status Producer::Drain(bool all) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       continue;
     }
-    SK_ASSIGN_OR_RETURN(auto r, c_.Receive(all ? 50 : 0));
-    SK_TRY(HandleResponse(r));
+    auto r = c_.Receive(all ? 50 : 0);
+    if (!r.ok()) {
+      if (!r.status().is(Status::Code::kBusy)) return r.status();
+      if (!all) break;  // only part of a response has arrived so far
+      continue;
+    }
+    SK_TRY(HandleResponse(*r));
   }
   PrintReady();
   return Status::OK();
@@ -336,10 +341,21 @@ int Producer::Run() {
   if (!lg.ok()) return tools::FailMsg(kTool, tools::kExitUsage, lg.status().message());
   linger_ms_ = *lg;
 
+  const size_t max_record = 1u << 20;  // Kinesis default; what the stream allows is checked by the server
+  size_t limit = max_record;
+  {
+    auto r = c_.Call(Type::kDescribeStream, [&](Writer& w) { w.str(o_.stream); });
+    proto::StreamInfo si;
+    if (r.ok() && r->ok()) {
+      auto b = r->body();
+      if (si.Decode(b)) limit = si.max_record_bytes;
+    }
+  }
+
   client::Framing framing = o_.raw ? client::Framing::kRaw : o_.nul ? client::Framing::kNul
                             : o_.ndjson ? client::Framing::kNdjson : client::Framing::kLines;
-  // Limit: key + data of one record (default 1 MiB; the server enforces the stream's own).
-  client::InputReader in(0, framing, 10u << 20);
+  // The stream's limit on key + data; a unit longer than that is reported by line.
+  client::InputReader in(0, framing, limit);
   std::optional<client::KeyExtractor> extractor;
   if (!o_.key_path.empty()) {
     auto e = client::KeyExtractor::Parse(o_.key_path);
@@ -352,17 +368,6 @@ int Producer::Run() {
     if (!fixed_hash) return tools::FailMsg(kTool, tools::kExitUsage,
                                            fmt::format("--hash-key '{}' is not a decimal in 0..2^128-1", o_.hash_key));
   }
-  const size_t max_record = 1u << 20;  // Kinesis default; what the stream allows is checked by the server
-  size_t limit = max_record;
-  {
-    auto r = c_.Call(Type::kDescribeStream, [&](Writer& w) { w.str(o_.stream); });
-    proto::StreamInfo si;
-    if (r.ok() && r->ok()) {
-      auto b = r->body();
-      if (si.Decode(b)) limit = si.max_record_bytes;
-    }
-  }
-
   int exit_code = 0;
   std::string random_key(16, '0');
   std::string_view rec;

@@ -1,7 +1,9 @@
 // stream-tail: records -> stdout, like tail(1): the last N, from a position, or
 // following new records; optionally as a member of a consumer group that shares the
 // shards with other members and checkpoints what it has written.
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <simdjson.h>
@@ -27,6 +29,13 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 const char* kTool = "stream-tail";
+// SIGINT/SIGTERM write here; the fetch loop sees it, checkpoints and leaves the group.
+int g_signal_pipe[2] = {-1, -1};
+void OnSignal(int) {
+  char c = 1;
+  ssize_t n = ::write(g_signal_pipe[1], &c, 1);
+  (void)n;
+}
 constexpr uint32_t kFetchBytes = 4u << 20;
 constexpr uint32_t kFollowWaitMs = 1000;
 constexpr int kHeartbeatMs = 1000;
@@ -71,6 +80,7 @@ class Out {
     return !closed_;
   }
   bool closed() const { return closed_; }
+  void MarkClosed() { closed_ = true; }
 
  private:
   std::string buf_;
@@ -261,7 +271,11 @@ class Tail {
   std::optional<Position> from_, until_;
   std::map<uint32_t, ShardCursor> cursors_;
   std::set<uint32_t> only_shards_;
-  std::map<uint32_t, uint32_t> corr_shard_;
+  struct InFlight {
+    uint32_t shard;
+    uint64_t offset;
+  };
+  std::map<uint32_t, InFlight> corr_shard_;  // fetches on the wire
   uint64_t printed_ = 0;
   bool group_mode_ = false;
   Clock::time_point last_heartbeat_{}, last_commit_{}, last_refresh_{};
@@ -511,11 +525,9 @@ bool Tail::Reconnect() {
 Status Tail::FetchLoop(bool follow) {
   for (;;) {
     if (Done()) return Status::OK();
-    if (group_mode_ && Clock::now() - last_heartbeat_ >= std::chrono::milliseconds(kHeartbeatMs) &&
-        corr_shard_.empty())
+    if (group_mode_ && Clock::now() - last_heartbeat_ >= std::chrono::milliseconds(kHeartbeatMs))
       SK_TRY(Heartbeat(false));
-    if (!group_mode_ && follow && Clock::now() - last_refresh_ >= std::chrono::milliseconds(kRefreshEveryMs) &&
-        corr_shard_.empty())
+    if (!group_mode_ && follow && Clock::now() - last_refresh_ >= std::chrono::milliseconds(kRefreshEveryMs))
       SK_TRY(RefreshShards());
     // Issue one fetch per readable shard (parents before children).
     bool any_open = false;
@@ -534,7 +546,7 @@ Status Tail::FetchLoop(bool follow) {
       SK_ASSIGN_OR_RETURN(uint32_t corr, c_->Send(Type::kFetch, [&](Writer& w) {
         w.str(o_.stream).u32(shard).u64(off).u32(kFetchBytes).u32(wait);
       }));
-      corr_shard_[corr] = shard;
+      corr_shard_[corr] = InFlight{shard, off};
       cur.in_flight = true;
     }
     if (corr_shard_.empty()) {
@@ -567,12 +579,39 @@ Status Tail::FetchLoop(bool follow) {
       for (auto& [i, cur] : cursors_) cur.written = cur.next;
       SK_TRY(Commit(false));
     }
+    // Wait for the server, and notice a reader that went away meanwhile (like GNU
+    // tail -f | head: a closed pipe ends us even when no new record comes).
+    if (!c_->HasBufferedResponse()) {
+      int timeout = group_mode_ ? kHeartbeatMs : -1;
+      bool uncommitted = false;
+      for (auto& [i, cur] : cursors_) uncommitted |= group_mode_ && cur.written != cur.committed;
+      if (uncommitted) timeout = kCommitEveryMs;  // checkpoint soon even when idle
+      pollfd p[3] = {{c_->fd(), POLLIN, 0}, {1, 0, 0}, {g_signal_pipe[0], POLLIN, 0}};
+      int n = ::poll(p, 3, timeout);
+      if (n > 0 && (p[1].revents & (POLLERR | POLLHUP))) {
+        out_.MarkClosed();
+        return Status::OK();
+      }
+      if (n > 0 && (p[2].revents & POLLIN)) return Status::OK();  // SIGINT/SIGTERM: finish cleanly
+      if (n <= 0) {
+        if (uncommitted) SK_TRY(Commit(true));
+        continue;  // heartbeat or checkpoint due
+      }
+    }
     SK_ASSIGN_OR_RETURN(auto r, c_->Receive(group_mode_ ? kHeartbeatMs : -1));
     auto it = corr_shard_.find(r.corr);
     if (it == corr_shard_.end()) continue;
-    uint32_t shard = it->second;
+    InFlight f = it->second;
     corr_shard_.erase(it);
-    SK_TRY(HandleFetch(r, shard));
+    auto cur = cursors_.find(f.shard);
+    // An answer for a position we no longer hold (the shard was lost and given back
+    // meanwhile) is dropped; the cursor asks again from where it really is.
+    if (cur == cursors_.end()) continue;
+    if (cur->second.next != f.offset) {
+      cur->second.in_flight = false;
+      continue;
+    }
+    SK_TRY(HandleFetch(r, f.shard));
   }
 }
 
@@ -723,6 +762,13 @@ int main(int argc, char** argv) {
     return tools::FailMsg(kTool, tools::kExitBadInput,
                           fmt::format("invalid stream name '{}': use 1-128 characters of A-Z a-z 0-9 _ . -", o.stream));
   tools::IgnoreSigpipe();
+  if (::pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
+    struct sigaction sa{};
+    sa.sa_handler = OnSignal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+  }
   auto c = client::Client::Connect(o.conn);
   if (!c.ok()) return tools::Fail(kTool, c.status());
   Tail t(o, std::move(*c));

@@ -110,15 +110,14 @@ Result<std::unique_ptr<Client>> Client::Connect(const ConnectOptions& opts) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     if (!fd.ok())
-      return Status::FromErrno(fd.status().err(),
-                               fmt::format("started stream-serve but cannot connect to {} (see {}/serve.log)",
-                                           path, data));
+      return Status::IoError(fmt::format("started stream-serve but cannot connect to {} (see {}/serve.log)", path, data),
+                             fd.status().err());
   }
   if (!fd.ok()) {
     if (absent)
-      return Status::FromErrno(fd.status().err(),
-                               fmt::format("no stream-serve at {} (start one with `stream-serve`, or drop --no-autostart)", path));
-    return fd.status();
+      return Status::IoError(fmt::format("no stream-serve at {} (start one with `stream-serve`, or drop --no-autostart)", path),
+                             fd.status().err());
+    return Status::IoError(fd.status().message(), fd.status().err());
   }
   std::unique_ptr<Client> c(new Client(*fd, path));
   auto hello = c->CallOk(proto::Type::kHello, [&](proto::Writer& w) {

@@ -414,13 +414,25 @@ void Store::RebalanceLocked(Stream& s, GroupState& g) {
   std::set<uint32_t> want(eligible.begin(), eligible.end());
   size_t m = g.members.size();
   if (m == 0) return;
-  size_t fair = (eligible.size() + m - 1) / m;
+  // Quotas: every member gets floor(E/M) or one more; the extra ones go to the
+  // members already holding the most, so as few shards as possible move (sticky).
+  std::vector<std::pair<size_t, std::string>> order;
+  for (auto& [id, mem] : g.members) {
+    size_t held = 0;
+    for (uint32_t sh : mem.shards) held += want.count(sh);
+    order.push_back({held, id});
+  }
+  std::sort(order.begin(), order.end(), [](auto& a, auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
+  std::map<std::string, size_t> quota;
+  size_t base = eligible.size() / m, extra = eligible.size() % m;
+  for (size_t i = 0; i < order.size(); i++) quota[order[i].second] = base + (i < extra ? 1 : 0);
   std::set<uint32_t> taken;
-  // Keep what each member already has, up to its fair share (sticky).
   for (auto& [id, mem] : g.members) {
     std::vector<uint32_t> keep;
     for (uint32_t sh : mem.shards)
-      if (want.count(sh) && !taken.count(sh) && keep.size() < fair) {
+      if (want.count(sh) && !taken.count(sh) && keep.size() < quota[id]) {
         keep.push_back(sh);
         taken.insert(sh);
       }
@@ -428,11 +440,13 @@ void Store::RebalanceLocked(Stream& s, GroupState& g) {
   }
   for (uint32_t sh : eligible) {
     if (taken.count(sh)) continue;
-    auto best = std::min_element(g.members.begin(), g.members.end(), [](auto& a, auto& b) {
-      return a.second.shards.size() < b.second.shards.size();
-    });
-    best->second.shards.push_back(sh);
-    taken.insert(sh);
+    for (auto& [id, mem] : g.members) {
+      if (mem.shards.size() < quota[id]) {
+        mem.shards.push_back(sh);
+        taken.insert(sh);
+        break;
+      }
+    }
   }
   for (auto& [id, mem] : g.members) std::sort(mem.shards.begin(), mem.shards.end());
   g.generation++;

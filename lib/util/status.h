@@ -49,6 +49,8 @@ class [[nodiscard]] Status {
   static Status Busy(std::string msg) { return Status(Code::kBusy, std::move(msg)); }
   static Status Closed(std::string msg) { return Status(Code::kClosed, std::move(msg)); }
   static Status OutOfRange(std::string msg) { return Status(Code::kOutOfRange, std::move(msg)); }
+  // A failure to reach something (kIoError whatever the errno, e.g. a missing socket).
+  static Status IoError(std::string msg, int err = 0) { return Status(Code::kIoError, std::move(msg), err); }
   // An operating-system failure: `what` names the operation and the path.
   static Status FromErrno(int err, std::string_view what);
 

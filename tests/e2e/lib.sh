@@ -24,7 +24,8 @@ start_server() {  # start_server [extra stream-serve flags...]
   stream-serve "$@" >>"$T/serve.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 200); do
-    [ -S "$STREAMKIT_SOCKET" ] && return 0
+    # Ready when it answers (a stale socket file from a killed server may still exist).
+    stream-ctl list >/dev/null 2>&1 && return 0
     kill -0 "$SERVER_PID" 2>/dev/null || { echo "stream-serve died" >&2; cat "$T/serve.log" >&2; return 1; }
     sleep 0.05
   done

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Bad input gets a clear one-line error naming the input, a documented exit code, and
+# loses nothing; the server keeps serving everyone else.
+source "$(dirname "$0")/lib.sh"
+start_server
+stream-ctl create ok --shards 2
+
+# Bad stream names: exit 3.
+for bad in 'a/b' '..' '.' '' "$(printf 'x%.0s' $(seq 129))" 'sp ace' 'semi;colon'; do
+  expect_rc 3 stream-ctl create "$bad"
+  expect_err "invalid stream name"
+  expect_rc 3 stream-put "$bad" </dev/null
+done
+expect_rc 0 stream-ctl create 'a-Z_0.9'
+
+# Unknown stream: exit 4 for every tool.
+expect_rc 4 stream-ctl describe nosuch
+expect_err "'nosuch' does not exist"
+expect_rc 4 stream-tail nosuch
+expect_rc 4 stream-put nosuch </dev/null
+expect_rc 4 stream-ctl delete nosuch
+
+# Usage errors: exit 2 with a hint.
+expect_rc 2 stream-ctl create ok --shards 0
+expect_rc 2 stream-tail ok --from yesterday
+expect_err "trim-horizon"
+expect_rc 2 stream-put ok --bogus-flag </dev/null
+expect_err "Try 'stream-put --help'"
+expect_rc 2 stream-ctl create x --retention soon
+expect_rc 3 stream-ctl create x --retention 30m
+expect_err "out of range"
+expect_rc 2 stream-serve --fsync sometimes
+
+# An over-size record is an error naming its line; earlier lines are stored.
+{ echo first; head -c 1100000 /dev/zero | tr '\0' x; echo; echo third; } >"$T/big"
+expect_rc 3 stream-put ok --key-fixed k <"$T/big"
+expect_err "line 2: record of 1100000 bytes exceeds the limit"
+expect_eq "$(stream-tail ok -n +1)" "first" "records before the bad line"
+# --on-error skip stores the rest, counts, and still exits 3.
+expect_rc 3 stream-put ok --key-fixed k --on-error skip -v <"$T/big"
+expect_err "1 rejected input lines"
+expect_eq "$(stream-tail ok -n +1 | tr '\n' ' ')" "first first third " "skip"
+
+# Invalid JSON with --ndjson names its line number.
+printf '{"a":1}\n{"a":\n{"a":3}\n' | { expect_rc 3 stream-put ok --ndjson; }
+expect_err "line 2: invalid JSON"
+# A missing key field names its line and the field.
+printf '{"user":{"id":"u1"}}\n{"user":{}}\n' | { expect_rc 3 stream-put ok --ndjson --key .user.id; }
+expect_err "line 2: field .user.id is missing"
+printf '{"user":{"id":"u1"}}\n' | { expect_rc 0 stream-put ok --ndjson --key /user/id; }
+expect_rc 2 stream-put ok --key '..bad' </dev/null
+# An explicit hash key out of range.
+expect_rc 2 stream-put ok --hash-key 340282366920938463463374607431768211456 </dev/null
+
+# A client of another user cannot connect (socket mode 0600 in a private dir).
+if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
+  chmod 755 "$T" "$BIN" 2>/dev/null || true
+  rc=0
+  setpriv --reuid=nobody --regid=nogroup --clear-groups env STREAMKIT_SOCKET="$T/serve.sock" \
+    STREAMKIT_NO_AUTOSTART=1 "$BIN/stream-ctl" list >"$T/out" 2>"$T/err" || rc=$?
+  expect_eq "$rc" 1 "other user's exit status"
+  expect_err "Permission denied"
+  chmod 700 "$T"
+fi
+
+# No server and no autostart: a clear error, exit 1.
+STREAMKIT_SOCKET="$T/none.sock" expect_rc 1 stream-ctl list
+expect_err "no stream-serve at"
+
+# Delete removes the stream; the server still serves others.
+expect_rc 0 stream-ctl delete 'a-Z_0.9'
+expect_rc 4 stream-ctl describe 'a-Z_0.9'
+seq 3 | stream-put ok --key-fixed z
+expect_eq "$(stream-tail ok -n 3 | tr '\n' ' ')" "1 2 3 " "server still serving"
+echo "errors: ok"

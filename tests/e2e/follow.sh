@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Follow mode: new records reach a follower at once; `| head` ends cleanly; -F survives
+# a server restart.
+source "$(dirname "$0")/lib.sh"
+start_server
+
+wait_lines() {  # wait_lines FILE N: up to 15 s for FILE to reach N lines
+  for _ in $(seq 300); do
+    [ "$(wc -l <"$1")" -ge "$2" ] && return 0
+    sleep 0.05
+  done
+  fail "$1 has $(wc -l <"$1") lines, expected $2"
+}
+
+stream-ctl create live --shards 2
+seq 1 5 | stream-put live
+stream-tail -f live >"$T/f1" &
+F1=$!
+wait_lines "$T/f1" 5          # the last 10 (here 5) first, like tail -f
+seq 6 1005 | stream-put live
+wait_lines "$T/f1" 1005
+expect_eq "$(sort -n "$T/f1" | md5sum)" "$(seq 1 1005 | md5sum)" "follower saw every record"
+kill "$F1"; wait "$F1" 2>/dev/null || true
+
+# A follower from latest sees only new records.
+stream-tail -f live --from latest >"$T/f2" &
+F2=$!
+sleep 0.3
+printf 'new1\nnew2\n' | stream-put live --key-fixed k
+wait_lines "$T/f2" 2
+expect_eq "$(tr '\n' ' ' <"$T/f2")" "new1 new2 " "--from latest"
+kill "$F2"; wait "$F2" 2>/dev/null || true
+
+# stream-tail | head exits cleanly (status 0, no error message), also while following.
+out=$(stream-tail live -n +1 2>"$T/err" | head -3; echo "rc=${PIPESTATUS[0]}")
+expect_eq "$(echo "$out" | tail -1)" "rc=0" "tail | head status"
+[ ! -s "$T/err" ] || fail "tail | head printed: $(cat "$T/err")"
+out=$(timeout 10 stream-tail -f live 2>"$T/err" | head -3 | wc -l)
+expect_eq "$out" 3 "follow | head"
+
+# -F keeps following across a server restart.
+stream-tail -F live --from latest >"$T/f3" 2>"$T/f3.err" &
+F3=$!
+sleep 0.3
+stop_server
+start_server
+seq 2000 2009 | stream-put live
+wait_lines "$T/f3" 10
+grep -q "reconnected" "$T/f3.err" || fail "-F did not say it reconnected"
+kill "$F3"; wait "$F3" 2>/dev/null || true
+echo "follow: ok"
