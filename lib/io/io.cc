@@ -9,14 +9,15 @@
 
 namespace streamkit::io {
 
-Status WriteFileAtomic(Io& io, const std::string& path, const void* data, size_t n) {
+Status WriteFileAtomic(Io& io, const std::string& path, const void* data, size_t n, bool durable) {
   std::string tmp = path + ".tmp";
   {
     SK_ASSIGN_OR_RETURN(auto f, io.Open(tmp, OpenMode::kCreateTrunc));
     SK_TRY(f->WriteAt(data, n, 0));
-    SK_TRY(f->DataSync());
+    if (durable) SK_TRY(f->DataSync());
   }
   SK_TRY(io.Rename(tmp, path));
+  if (!durable) return Status::OK();
   auto slash = path.find_last_of('/');
   return io.SyncDir(slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash));
 }

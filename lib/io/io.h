@@ -73,7 +73,10 @@ class Io {
 
 // Writes `data` to `path` atomically: temp file in the same directory, fsync,
 // rename over `path`, fsync the directory. A reader sees the old or the new file.
-Status WriteFileAtomic(Io& io, const std::string& path, const void* data, size_t n);
+// With durable=false the fsyncs are skipped: still all-or-nothing for readers and
+// process crashes, but a power cut may leave the old file (use only for files that
+// are verified on load and have a fallback).
+Status WriteFileAtomic(Io& io, const std::string& path, const void* data, size_t n, bool durable = true);
 // Reads a whole (small) file.
 Result<std::string> ReadSmallFile(Io& io, const std::string& path, size_t max_bytes);
 

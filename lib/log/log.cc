@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <thread>
 #include <vector>
 
 #include "log/names.h"
@@ -87,15 +88,23 @@ Status Log::Load(RecoveryReport* report) {
   }
   std::sort(bases.begin(), bases.end());
   for (size_t i = 0; i < bases.size(); i++) {
-    bool active = i + 1 == bases.size();
+    // Sealed segments are synced after the roll, off the append path, so after a
+    // power cut any of them may have a torn tail: every segment's tail is checked.
     SK_ASSIGN_OR_RETURN(auto seg, Segment::Open(*io_, dir_, bases[i], opts_.index_interval_bytes,
-                                                active, report));
-    if (!segments_.empty()) {
-      uint64_t prev_next = segments_.rbegin()->second->next_offset();
-      if (prev_next != bases[i])
-        return Status::Corruption(fmt::format("{}: segment {} ends at offset {} but the next begins at {}",
-                                              dir_, SegmentFileName(segments_.rbegin()->first, kLogExt),
-                                              prev_next, bases[i]));
+                                                /*active=*/true, report));
+    if (!segments_.empty() && segments_.rbegin()->second->next_offset() != bases[i]) {
+      // The previous segment lost its tail: what follows it cannot be trusted.
+      seg.reset();
+      for (size_t j = i; j < bases.size(); j++) {
+        for (auto ext : {kLogExt, kIndexExt, kTimeIndexExt}) (void)io_->Remove(SegmentPath(dir_, bases[j], ext));
+        report->segments_dropped++;
+      }
+      report->problem += fmt::format("{}segment {} ended at offset {} but the next began at {}; "
+                                     "{} later segment(s) removed",
+                                     report->problem.empty() ? "" : "; ", SegmentFileName(segments_.rbegin()->first, kLogExt),
+                                     segments_.rbegin()->second->next_offset(), bases[i], bases.size() - i);
+      SK_TRY(io_->SyncDir(dir_));
+      break;
     }
     segments_[bases[i]] = seg;
   }
@@ -156,7 +165,9 @@ Status Log::LoadProducerState(RecoveryReport* report) {
 Status Log::WriteProducerSnapshotLocked() {
   uint64_t end = end_offset();
   Bytes snap = producers_.Serialize(end);
-  SK_TRY(io::WriteFileAtomic(*io_, SegmentPath(dir_, end, kProducersExt), snap.data(), snap.size()));
+  // Not fsynced: a lost snapshot falls back to an older one plus a longer replay.
+  SK_TRY(io::WriteFileAtomic(*io_, SegmentPath(dir_, end, kProducersExt), snap.data(), snap.size(),
+                             /*durable=*/false));
   SK_ASSIGN_OR_RETURN(auto names, io_->ListDir(dir_));
   std::vector<uint64_t> snaps;
   for (const std::string& n : names)
@@ -195,7 +206,7 @@ Result<AppendResult> Log::Append(std::span<uint8_t> batch) {
   if (!s.ok()) {
     // The segment cut the partial write back; the log stays appendable unless even
     // that failed, in which case it must be reopened (recovery truncates the tail).
-    if (active_->broken()) failed_ = s;
+    if (active_->broken()) PoisonLocked(s);
     return s;
   }
   producers_.Update(h);
@@ -211,8 +222,16 @@ void Log::AdvanceSynced(uint64_t to) {
   SK_ASSERT(synced_.load() <= end_offset(), "synced {} beyond end {}", synced_.load(), end_offset());
 }
 
+void Log::PoisonLocked(const Status& s) {
+  failed_ = Status::FromErrno(s.err() ? s.err() : EIO, fmt::format("{} (the log must be reopened)", s.message()));
+  failed_flag_.store(true, std::memory_order_release);
+}
+
 Status Log::Sync() {
+  std::lock_guard<std::mutex> one(sync_exec_mu_);
   std::shared_ptr<Segment> seg;
+  std::vector<std::shared_ptr<Segment>> sealed;
+  bool dir_dirty;
   uint64_t target;
   {
     std::lock_guard<std::mutex> g(mu_);
@@ -220,13 +239,19 @@ Status Log::Sync() {
     if (closed_) return Status::OK();
     seg = active_;
     target = end_offset();
+    sealed.swap(unsynced_sealed_);
+    dir_dirty = dir_dirty_;
+    dir_dirty_ = false;
   }
-  if (synced_offset() >= target) return Status::OK();
-  Status s = seg->Sync();
+  if (synced_offset() >= target && sealed.empty() && !dir_dirty) return Status::OK();
+  Status s;
+  for (auto& old : sealed)
+    if (s.ok()) s = old->file().DataSync();
+  if (s.ok() && dir_dirty) s = io_->SyncDir(dir_);
+  if (s.ok()) s = seg->Sync();
   if (!s.ok()) {
     std::lock_guard<std::mutex> g(mu_);
-    failed_ = Status::FromErrno(s.err() ? s.err() : EIO,
-                                fmt::format("{} (the log must be reopened)", s.message()));
+    PoisonLocked(s);
     return failed_;
   }
   AdvanceSynced(target);
@@ -234,17 +259,34 @@ Status Log::Sync() {
 }
 
 Status Log::WaitDurable(uint64_t end) {
-  if (opts_.durability.mode != Durability::Mode::kAlways) {
+  if (failed_flag_.load(std::memory_order_acquire)) {
     std::lock_guard<std::mutex> g(mu_);
     return failed_;
   }
+  if (opts_.durability.mode != Durability::Mode::kAlways) return Status::OK();
+  end = std::min(end, end_offset());  // nothing past the end can be waited for
   std::unique_lock<std::mutex> l(sync_mu_);
   while (synced_offset() < end) {
     if (!sync_running_) {
       // Leader: one fdatasync covers every append made before it starts; appenders
-      // arriving meanwhile wait and are covered by the next one (group commit).
+      // arriving meanwhile wait and are covered by the next one (group commit). The
+      // leader first lets appends that are arriving right now join (at most 100 us,
+      // and only while new ones keep coming).
       sync_running_ = true;
       l.unlock();
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(100);
+      uint64_t seen = end_offset();
+      auto quiet_since = std::chrono::steady_clock::now();
+      while (std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+        uint64_t now_end = end_offset();
+        if (now_end != seen) {
+          seen = now_end;
+          quiet_since = std::chrono::steady_clock::now();
+        } else if (std::chrono::steady_clock::now() - quiet_since > std::chrono::microseconds(20)) {
+          break;
+        }
+      }
       Status s = Sync();
       l.lock();
       sync_running_ = false;
@@ -252,8 +294,10 @@ Status Log::WaitDurable(uint64_t end) {
       if (!s.ok()) return s;
     } else {
       sync_cv_.wait(l);
-      std::lock_guard<std::mutex> g(mu_);
-      if (!failed_.ok()) return failed_;
+      if (failed_flag_.load(std::memory_order_acquire)) {
+        std::lock_guard<std::mutex> g(mu_);
+        return failed_;
+      }
     }
   }
   return Status::OK();
@@ -272,10 +316,12 @@ void Log::SyncLoop() {
 }
 
 Status Log::RollLocked() {
+  // Cheap under the append lock: no fdatasync. The old segment's data and the new
+  // file's directory entry are made durable by the next Sync().
   SK_TRY(active_->Seal());
-  AdvanceSynced(end_offset());
   SK_ASSIGN_OR_RETURN(auto seg, Segment::Create(*io_, dir_, end_offset(), opts_.index_interval_bytes));
-  SK_TRY(io_->SyncDir(dir_));
+  unsynced_sealed_.push_back(active_);
+  dir_dirty_ = true;
   segments_[seg->base_offset()] = seg;
   active_ = seg;
   return WriteProducerSnapshotLocked();
@@ -362,12 +408,15 @@ Status Log::Close() {
   }
   stop_cv_.notify_all();
   if (syncer_.joinable()) syncer_.join();
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (closed_) return Status::OK();
+  }
+  Status s = Sync();  // sealed segments, directory, active segment
   std::lock_guard<std::mutex> g(mu_);
-  if (closed_) return Status::OK();
   closed_ = true;
+  if (!s.ok()) return s;
   if (!failed_.ok()) return failed_;
-  SK_TRY(active_->Sync());
-  AdvanceSynced(end_offset());
   return WriteProducerSnapshotLocked();
 }
 

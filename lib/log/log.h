@@ -131,6 +131,7 @@ class Log {
   Status LoadProducerState(RecoveryReport* report);
   Status WriteProducerSnapshotLocked();
   Status RollLocked();
+  void PoisonLocked(const Status& s);
   int64_t Now() const { return opts_.clock(); }
   void SyncLoop();
   void AdvanceSynced(uint64_t to);
@@ -145,6 +146,10 @@ class Log {
   ProducerState producers_;
   int64_t last_append_ms_ = INT64_MIN;
   Status failed_;  // set when the log must be reopened
+  std::atomic<bool> failed_flag_{false};  // failed_ is set (read without mu_)
+  std::vector<std::shared_ptr<Segment>> unsynced_sealed_;  // rolled, data not yet synced
+  bool dir_dirty_ = false;  // a segment file was created since the last directory sync
+  std::mutex sync_exec_mu_;  // one Sync() at a time (it hands off unsynced_sealed_)
   bool closed_ = false;
   std::atomic<uint64_t> end_{0};
   std::atomic<uint64_t> synced_{0};

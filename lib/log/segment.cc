@@ -13,6 +13,8 @@ std::string RecoveryReport::ToString() const {
     s += fmt::format("truncated {} bytes ({}{}{})", truncated_bytes,
                      torn_tail ? "torn tail" : "damaged tail", problem.empty() ? "" : ": ", problem);
   if (indexes_rebuilt > 0) s += fmt::format("{}rebuilt {} index file(s)", s.empty() ? "" : "; ", indexes_rebuilt);
+  if (segments_dropped > 0)
+    s += fmt::format("{}removed {} segment(s) after a cut one", s.empty() ? "" : "; ", segments_dropped);
   if (s.empty()) s = "clean";
   return s;
 }
@@ -314,12 +316,9 @@ Status Segment::Sync() {
 }
 
 Status Segment::Seal() {
-  {
-    std::lock_guard<std::mutex> g(index_mu_);
-    SK_TRY(offset_index_.Sync());
-    SK_TRY(time_index_.Sync());
-  }
-  SK_TRY(file_->DataSync());
+  // No fdatasync here: the log syncs sealed segments in its next Sync(), off the
+  // append path. Until then recovery validates this segment's tail like the last one's.
+  SK_TRY(FlushIndexes());
   sealed_ = true;
   return Status::OK();
 }

@@ -31,8 +31,9 @@ struct RecoveryReport {
   int indexes_rebuilt = 0;       // index files found missing or damaged and rebuilt
   uint64_t scanned_bytes = 0;    // bytes read to validate the tail
   int producer_batches_replayed = 0;
+  int segments_dropped = 0;      // segments after a cut one, removed
 
-  bool clean() const { return truncated_bytes == 0 && indexes_rebuilt == 0; }
+  bool clean() const { return truncated_bytes == 0 && indexes_rebuilt == 0 && segments_dropped == 0; }
   std::string ToString() const;
 };
 
@@ -76,7 +77,7 @@ class Segment {
 
   Status FlushIndexes();
   Status Sync();  // data, then indexes
-  // Syncs data and indexes; no appends after this.
+  // Writes out the indexes; no appends after this. Data is synced by the log later.
   Status Seal();
   Status RemoveFiles(io::Io& io);
 

@@ -51,10 +51,33 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::thread([self] { self->WriteLoop(); }).detach();
   }
 
-  // Queues a finished frame; never blocks (callers include other connections' threads).
+  // Sends a finished frame; never blocks (callers include other connections'
+  // threads). When nothing is queued the frame goes out at once from the calling
+  // thread (no hand-off: lower follow latency); whatever the socket does not take
+  // right away is left to this connection's writer thread.
   void Send(Bytes&& frame) {
-    std::lock_guard<std::mutex> g(mu_);
+    std::unique_lock<std::mutex> l(mu_);
     if (closed_) return;
+    if (out_.empty() && !writing_) {
+      writing_ = true;
+      l.unlock();
+      ssize_t n;
+      do {
+        n = ::send(fd_, frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      } while (n < 0 && errno == EINTR);
+      l.lock();
+      writing_ = false;
+      if (n == ssize_t(frame.size())) {
+        cv_.notify_all();
+        return;
+      }
+      if (n > 0) frame.erase(frame.begin(), frame.begin() + n);
+      // EAGAIN or a partial send: the writer thread continues (errors surface there).
+      out_bytes_ += frame.size();
+      out_.push_front(std::move(frame));
+      cv_.notify_all();
+      return;
+    }
     out_bytes_ += frame.size();
     out_.push_back(std::move(frame));
     cv_.notify_all();
@@ -118,8 +141,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     for (;;) {
       {
         std::unique_lock<std::mutex> l(mu_);
-        cv_.wait(l, [&] { return !out_.empty() || read_done_; });
+        cv_.wait(l, [&] { return (!out_.empty() && !writing_) || (read_done_ && !writing_); });
         if (out_.empty()) break;  // reader gone and nothing left to send
+        writing_ = true;
         while (!out_.empty() && batch.size() < 64) {
           batch.push_back(std::move(out_.front()));
           out_.pop_front();
@@ -159,6 +183,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       {
         std::lock_guard<std::mutex> g(mu_);
         out_bytes_ -= total;
+        writing_ = false;
         cv_.notify_all();
         if (failed) {
           closed_ = true;
@@ -184,6 +209,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t out_bytes_ = 0;
   bool closed_ = false;
   bool read_done_ = false;
+  bool writing_ = false;  // a thread is in send() for this socket: keeps frames in order
 };
 
 // ---- faults ----------------------------------------------------------------------
