@@ -109,6 +109,7 @@ Result<proto::StreamInfo> Describe(client::Client& c, const std::string& name) {
 int main(int argc, char** argv) {
   CLI::App app{"stream-ctl: create, delete, list and describe streams; retention; consumer groups."};
   app.require_subcommand(1);
+  app.fallthrough();  // --socket and friends also after the subcommand
   client::ConnectOptions copts;
   copts.client_name = kTool;
   bool no_autostart = false, json = false;
@@ -166,6 +167,8 @@ int main(int argc, char** argv) {
   if (create->parsed()) {
     auto m = ParseSize(max_record);
     if (!m.ok()) return tools::FailMsg(kTool, tools::kExitUsage, m.status().message());
+    if (*m < 1024 || *m > (10u << 20))
+      return tools::FailMsg(kTool, tools::kExitUsage, "--max-record-size must be 1KiB to 10MiB");
     max_record_bytes = *m;
   }
   if (!list->parsed() && !proto::ValidName(name))

@@ -321,6 +321,13 @@ Status Producer::Drain(bool all) {
 }
 
 int Producer::Run() {
+  auto bsize = ParseSize(o_.batch_size);
+  if (!bsize.ok() || *bsize < 1024 || *bsize > (8u << 20))
+    return tools::FailMsg(kTool, tools::kExitUsage, "--batch-size must be 1KiB to 8MiB");
+  batch_bytes_ = *bsize;
+  auto lg = ParseDurationMs(o_.linger);
+  if (!lg.ok()) return tools::FailMsg(kTool, tools::kExitUsage, lg.status().message());
+  linger_ms_ = *lg;
   Status s = LoadShardMap();
   if (!s.ok()) return tools::Fail(kTool, s);
   auto pid = c_.CallOk(Type::kInitProducer, [](Writer&) {});
@@ -333,13 +340,6 @@ int Producer::Run() {
   bopts_.producer_epoch = epoch;
   if (o_.compress == "zstd") bopts_.codec = log::Codec::kZstd;
 
-  auto bsize = ParseSize(o_.batch_size);
-  if (!bsize.ok() || *bsize < 1024 || *bsize > (8u << 20))
-    return tools::FailMsg(kTool, tools::kExitUsage, "--batch-size must be 1KiB to 8MiB");
-  batch_bytes_ = *bsize;
-  auto lg = ParseDurationMs(o_.linger);
-  if (!lg.ok()) return tools::FailMsg(kTool, tools::kExitUsage, lg.status().message());
-  linger_ms_ = *lg;
 
   const size_t max_record = 1u << 20;  // Kinesis default; what the stream allows is checked by the server
   size_t limit = max_record;
@@ -454,10 +454,10 @@ int Producer::Run() {
     if (o_.print_seq) results_.push_back(Pending{});
     Add(*shard, key, hash, rec, id);
     ShardState& st = shards_[*shard];
-    if (st.builder.size_bytes() >= batch_bytes_ || st.builder.record_count() >= 100000) {
-      s = Seal(*shard);
-      if (!s.ok()) return tools::Fail(kTool, s);
-    }
+    if (st.builder.size_bytes() < batch_bytes_ && st.builder.record_count() < log::kMaxRecordsPerBatch)
+      continue;  // the common case: nothing to send yet
+    s = Seal(*shard);
+    if (!s.ok()) return tools::Fail(kTool, s);
     // Keep the pipeline bounded: wait for acks when too much is outstanding.
     size_t queued = 0;
     for (auto& [i, q] : shards_) queued += q.outstanding.size();

@@ -58,12 +58,13 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   server::Server srv(opts);
-  if (Status s = srv.Start(); !s.ok()) return tools::Fail(tool, s);
+  // Any failure to start or serve is exit 1 (2 is kept for usage errors).
+  if (Status s = srv.Start(); !s.ok()) return tools::FailMsg(tool, tools::kExitFailure, s.message());
   std::thread([&srv, set] {
     int sig;
     sigwait(&set, &sig);
     srv.Shutdown();
   }).detach();
   Status s = srv.Run();
-  return s.ok() ? 0 : tools::Fail(tool, s);
+  return s.ok() ? 0 : tools::FailMsg(tool, tools::kExitFailure, s.message());
 }

@@ -31,6 +31,10 @@ namespace {
 const char* kTool = "stream-tail";
 // SIGINT/SIGTERM write here; the fetch loop sees it, checkpoints and leaves the group.
 int g_signal_pipe[2] = {-1, -1};
+bool SignalPending() {
+  pollfd p{g_signal_pipe[0], POLLIN, 0};
+  return g_signal_pipe[0] >= 0 && ::poll(&p, 1, 0) > 0;
+}
 void OnSignal(int) {
   char c = 1;
   ssize_t n = ::write(g_signal_pipe[1], &c, 1);
@@ -342,7 +346,15 @@ Status Tail::LastN(uint64_t n, std::map<uint32_t, uint64_t>* next) {
         w.str(o_.stream).u32(idx).u64(off).u32(kFetchBytes).u32(0);
       }));
       if (r.err == Err::kOffsetOutOfRange) {
-        off = cur.info.start_offset = *ResolveStart(cur.info, Position{});
+        // Retention moved the start meanwhile: ask where it is now.
+        SK_ASSIGN_OR_RETURN(auto lo, c_->CallOk(Type::kListOffset, [&](Writer& w) {
+          w.str(o_.stream).u32(idx).u8(uint8_t(proto::OffsetKind::kTrimHorizon)).i64(0);
+        }));
+        auto lr = lo.body();
+        uint64_t start = 0;
+        lr.u64(&start);
+        if (start <= off) return Status::Corruption("offset out of range below the start");
+        off = cur.info.start_offset = start;
         continue;
       }
       if (!r.ok()) return client::ResponseStatus(r);
@@ -396,6 +408,11 @@ Status Tail::HandleFetch(client::Response& r, uint32_t shard) {
     return Status::OK();
   }
   if (r.err == Err::kShuttingDown) return Status::Closed("the server is shutting down");
+  if (r.err == Err::kThrottled || r.err == Err::kInjectedFailure) {
+    // Over the shard's read throughput (or an injected fault): back off, then ask again.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    return Status::OK();
+  }
   if (!r.ok()) return client::ResponseStatus(r);
   auto rd = r.body();
   uint64_t next, end, start;
@@ -525,8 +542,15 @@ bool Tail::Reconnect() {
 Status Tail::FetchLoop(bool follow) {
   for (;;) {
     if (Done()) return Status::OK();
-    if (group_mode_ && Clock::now() - last_heartbeat_ >= std::chrono::milliseconds(kHeartbeatMs))
+    if (group_mode_ && Clock::now() - last_heartbeat_ >= std::chrono::milliseconds(kHeartbeatMs)) {
+      // Checkpoint what is written before asking: a shard given to another member
+      // then resumes exactly where we stopped (no re-delivery on a rebalance).
+      if (!out_.Flush()) return Status::OK();
+      for (auto& [i, cur] : cursors_)
+        if (!cur.in_flight) cur.written = cur.next;
+      SK_TRY(Commit(true));
       SK_TRY(Heartbeat(false));
+    }
     if (!group_mode_ && follow && Clock::now() - last_refresh_ >= std::chrono::milliseconds(kRefreshEveryMs))
       SK_TRY(RefreshShards());
     // Issue one fetch per readable shard (parents before children).
@@ -563,14 +587,11 @@ Status Tail::FetchLoop(bool follow) {
         if (!more) return Status::OK();
         continue;
       }
-      if (!any_open) {
-        // Following, with nothing to read (more members than shards, or every shard
-        // closed): wait for the next heartbeat or refresh.
-        if (!out_.Flush()) return Status::OK();
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        continue;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (!any_open && !group_mode_ && (until_ || o_.limit > 0)) return Status::OK();  // --until reached everywhere
+      if (!out_.Flush() || SignalPending()) return Status::OK();
+      // Following with nothing to read (more members than shards, every shard closed,
+      // or children waiting for parents): wait for the next heartbeat or refresh.
+      std::this_thread::sleep_for(std::chrono::milliseconds(any_open ? 20 : 100));
       continue;
     }
     // Flush before blocking, so a follower sees records at once.
@@ -750,7 +771,7 @@ int main(int argc, char** argv) {
   app.footer(
       "JSON records (--format json): {\"stream\",\"shard\",\"seq\",\"key\",\"ts\",\"data\"}; data that is not\n"
       "UTF-8 is base64 with \"data_encoding\":\"base64\".\n\n"
-      "Exit status: 0 success; 1 failure; 2 usage; 4 no such stream.\n\n"
+      "Exit status: 0 success; 1 failure; 2 usage; 3 bad input; 4 no such stream.\n\n"
       "Examples:\n  stream-tail orders                      # the last 10 records\n"
       "  stream-tail -f orders --format json      # follow\n"
       "  stream-tail orders -n +1 > all.txt       # everything, oldest first\n"

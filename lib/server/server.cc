@@ -497,6 +497,7 @@ void Server::Handle(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_
       }
       if (!sh) return fail(Err::kWrongShard, fmt::format("stream '{}' has no {}", name, proto::ShardIdName(shard)));
       uint64_t off;
+      if (kind > uint8_t(proto::OffsetKind::kTime)) return fail(Err::kInvalidRequest, fmt::format("unknown offset kind {}", kind));
       if (kind == uint8_t(proto::OffsetKind::kTrimHorizon)) {
         off = sh->log->start_offset();
       } else if (kind == uint8_t(proto::OffsetKind::kLatest)) {
@@ -554,7 +555,9 @@ void Server::Handle(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_
       if (!s) return;
       Status st = store_->GroupReset(*s, group, target);
       if (!st.ok())
-        return fail(st.is(Status::Code::kBusy) ? Err::kGroupBusy : Err::kInvalidRequest, st.message());
+        return fail(st.is(Status::Code::kBusy) ? Err::kGroupBusy
+                    : st.is(Status::Code::kInvalidArgument) ? Err::kInvalidRequest : Err::kStorage,
+                    st.message());
       return reply(Err::kNone, "", [](Writer&) {});
     }
   }
@@ -589,7 +592,7 @@ void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, 
                        ? DecodeFixed32(reinterpret_cast<const uint8_t*>(batch.data()) + log::kRecordCountPos)
                        : 0;
   if ((flags & proto::kFlagEnforceLimits) &&
-      (!shard->in_records.Take(count, now) || !shard->in_bytes.Take(double(batch.size()), now)))
+      (!shard->in_bytes.Take(double(batch.size()), now) || !shard->in_records.Take(count, now)))
     return fail(Err::kThrottled, fmt::format("{} is over its provisioned throughput (1 MiB/s, 1000 records/s)",
                                              proto::ShardIdName(shard_index)));
   // The batch is stamped in place inside the request frame: no copy, no re-encoding.
@@ -648,12 +651,19 @@ void Server::HandleFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Re
   auto s = store_->Get(name);
   if (!s) return fail(Err::kStreamNotFound, fmt::format("stream '{}' does not exist", name));
   std::shared_ptr<Shard> shard;
+  uint8_t flags;
   {
     std::lock_guard<std::mutex> g(s->mu);
     auto it = s->shards.find(shard_index);
     if (it != s->shards.end()) shard = it->second;
+    flags = s->meta.flags;
   }
   if (!shard) return fail(Err::kWrongShard, fmt::format("stream '{}' has no {}", name, proto::ShardIdName(shard_index)));
+  // Provisioned reads: 2 MiB/s per shard, shared by all readers (charged per request).
+  if ((flags & proto::kFlagEnforceLimits) &&
+      !shard->out_bytes.Take(double(std::min<uint32_t>(max_bytes, 1u << 20)), NowMs()))
+    return fail(Err::kThrottled, fmt::format("{} is over its provisioned read throughput (2 MiB/s)",
+                                             proto::ShardIdName(shard_index)));
   uint64_t start = shard->log->start_offset();
   if (offset < start)
     return fail(Err::kOffsetOutOfRange,

@@ -14,6 +14,8 @@ namespace {
 constexpr std::string_view kMetaMagic = "streamkit-meta v1 crc32c=";
 constexpr size_t kMaxMetaBytes = 16u << 20;
 constexpr uint32_t kMaxShards = 10000;
+constexpr std::string_view kCreatingPrefix = ".creating-";
+constexpr std::string_view kDeletedPrefix = ".deleted-";
 
 std::string ShardDirName(uint32_t index) { return fmt::format("shard-{:012}", index); }
 
@@ -149,10 +151,12 @@ Status Store::Open() {
   SK_TRY(io_->CreateDirs(StreamsDir()));
   SK_ASSIGN_OR_RETURN(auto names, io_->ListDir(StreamsDir()));
   for (const std::string& n : names) {
-    if (!proto::ValidName(n)) {
-      if (n.rfind(".deleted-", 0) == 0) (void)io_->RemoveDirRecursive(StreamsDir() + "/" + n);
+    // Leftovers of a create or delete that a crash interrupted.
+    if (n.rfind(kCreatingPrefix, 0) == 0 || n.rfind(kDeletedPrefix, 0) == 0) {
+      (void)io_->RemoveDirRecursive(StreamsDir() + "/" + n);
       continue;
     }
+    if (!proto::ValidName(n)) continue;
     SK_ASSIGN_OR_RETURN(auto s, LoadStream(n));
     streams_[n] = s;
   }
@@ -217,6 +221,9 @@ Result<std::shared_ptr<Stream>> Store::Create(const std::string& name, uint32_t 
   if (!proto::ValidName(name))
     return Status::InvalidArgument(fmt::format(
         "invalid stream name '{}': use 1-128 characters of A-Z a-z 0-9 _ . -", name));
+  if (name.rfind(kCreatingPrefix, 0) == 0 || name.rfind(kDeletedPrefix, 0) == 0)
+    return Status::InvalidArgument(fmt::format("invalid stream name '{}': names starting with {} or {} are reserved",
+                                               name, kCreatingPrefix, kDeletedPrefix));
   if (shards < 1 || shards > kMaxShards)
     return Status::InvalidArgument(fmt::format("shard count {} out of range 1-{}", shards, kMaxShards));
   if (retention_ms < log::kHourMs || retention_ms > 8760 * log::kHourMs)
@@ -245,7 +252,7 @@ Result<std::shared_ptr<Stream>> Store::Create(const std::string& name, uint32_t 
   s->meta.next_shard_index = shards;
   // Build in a temporary directory, then rename into place: a crash leaves either no
   // stream or a whole one.
-  std::string tmp = StreamsDir() + "/.creating-" + name;
+  std::string tmp = fmt::format("{}/{}{}", StreamsDir(), kCreatingPrefix, name);
   (void)io_->RemoveDirRecursive(tmp);
   SK_TRY(io_->CreateDirs(tmp));
   std::string text = EncodeStreamMeta(s->meta);
@@ -274,7 +281,7 @@ Status Store::Delete(const std::string& name) {
   std::lock_guard<std::mutex> sg(s->mu);
   s->deleted = true;
   for (auto& [i, sh] : s->shards) (void)sh->log->Close();
-  std::string grave = fmt::format("{}/.deleted-{}-{}", StreamsDir(), name, NowMs());
+  std::string grave = fmt::format("{}/{}{}-{}", StreamsDir(), kDeletedPrefix, name, NowMs());
   SK_TRY(io_->Rename(s->dir, grave));
   SK_TRY(io_->SyncDir(StreamsDir()));
   return io_->RemoveDirRecursive(grave);
@@ -500,6 +507,7 @@ Result<std::vector<proto::GroupAssignment>> Store::GroupHeartbeat(Stream& s, con
 
 Status Store::GroupCommit(Stream& s, const std::string& group, const std::string& member,
                           uint32_t shard, uint64_t offset) {
+  if (!proto::ValidName(group)) return Status::InvalidArgument(fmt::format("invalid group name '{}'", group));
   std::lock_guard<std::mutex> lk(s.mu);
   GroupState* g = LoadGroupLocked(s, group, false);
   if (g == nullptr) return Status::NotFound(fmt::format("group '{}' does not exist", group));
@@ -534,6 +542,7 @@ std::vector<proto::GroupInfo> Store::GroupList(Stream& s) {
 }
 
 Status Store::GroupReset(Stream& s, const std::string& group, const std::string& target) {
+  if (!proto::ValidName(group)) return Status::InvalidArgument(fmt::format("invalid group name '{}'", group));
   std::lock_guard<std::mutex> lk(s.mu);
   GroupState* g = LoadGroupLocked(s, group, true);
   int64_t now = NowMs();
@@ -546,7 +555,7 @@ Status Store::GroupReset(Stream& s, const std::string& group, const std::string&
   if (target == "trim-horizon") {
     for (auto& [i, sh] : s.shards) ck[i] = sh->log->start_offset();
   } else if (target == "latest") {
-    for (auto& [i, sh] : s.shards) ck[i] = sh->log->end_offset();
+    for (auto& [i, sh] : s.shards) ck[i] = sh->log->durable_offset();
   } else if (target.rfind("time:", 0) == 0) {
     SK_ASSIGN_OR_RETURN(int64_t ts, ParseTimeMs(target.substr(5), now));
     for (auto& [i, sh] : s.shards) {

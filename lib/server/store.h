@@ -1,6 +1,6 @@
 // The server's data dir: streams, their shards (one log each) and consumer groups.
 //
-// Layout (docs/FORMAT.md §6):
+// Layout (docs/FORMAT.md §8):
 //   DATA/serve.lock                       one server per data dir (flock)
 //   DATA/streams/NAME/stream.meta         stream and shard topology (atomic writes)
 //   DATA/streams/NAME/shard-NNNNNNNNNNNN/ the shard's log (segments, indexes)

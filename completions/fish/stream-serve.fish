@@ -1,0 +1,13 @@
+# fish completion for stream-serve (streamkit). Install: copy to
+# ~/.config/fish/completions/ or /usr/share/fish/vendor_completions.d/.
+# Options are kept in step with tools/stream-serve.cc.
+
+complete -c stream-serve -f
+complete -c stream-serve -s h -l help -d 'Print help and exit'
+complete -c stream-serve -l version -d 'Print version and exit'
+complete -c stream-serve -l socket -r -F -d 'Socket to listen on'
+complete -c stream-serve -l data -r -a '(__fish_complete_directories)' -d 'Data dir'
+complete -c stream-serve -l socket-mode -x -a '0600 0660 0666' -d 'Permissions of the socket, octal'
+complete -c stream-serve -l fsync -x -a 'always interval=200 never' -d 'Durability policy'
+complete -c stream-serve -l inject-faults -x -a 'throttle= fail= latency=' -d "Test clients' retries: throttle=RATE,fail=RATE,latency=MS"
+complete -c stream-serve -s v -l verbose -d 'Log stream changes and retention'
