@@ -617,7 +617,8 @@ void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, 
   if (opts_.faults.latency_ms > 0)
     std::this_thread::sleep_for(std::chrono::milliseconds(opts_.faults.latency_ms));
   c->Send(std::move(out));
-  WakeWaiters(shard);
+  if (!res->duplicate) WakeWaiters(shard, bytes, res->base_offset, res->last_offset + 1);
+  else WakeWaiters(shard);
 }
 
 bool Server::AnswerFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Shard& shard,
@@ -677,7 +678,8 @@ void Server::HandleFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Re
   WakeWaiters(shard);  // data may have landed between the check and parking
 }
 
-void Server::WakeWaiters(const std::shared_ptr<Shard>& shard) {
+void Server::WakeWaiters(const std::shared_ptr<Shard>& shard, std::span<const uint8_t> fresh,
+                         uint64_t fresh_base, uint64_t fresh_next) {
   std::vector<Waiter> ready;
   {
     std::lock_guard<std::mutex> g(waiters_mu_);
@@ -693,7 +695,21 @@ void Server::WakeWaiters(const std::shared_ptr<Shard>& shard) {
       }
     }
   }
-  for (auto& w : ready) AnswerFetch(w.conn, w.corr, *w.shard, w.offset, w.max_bytes, true);
+  for (auto& w : ready) {
+    // A follower waiting exactly at the batch just appended gets those bytes as
+    // received, straight from the request (no file read on the follow path).
+    if (!fresh.empty() && w.offset >= fresh_base && w.offset < fresh_next &&
+        shard->log->durable_offset() >= fresh_next && shard->log->start_offset() <= fresh_base) {
+      Bytes out;
+      proto::BeginResponse(&out, w.corr, Type::kFetch, Err::kNone, "");
+      Writer(&out).u64(fresh_next).u64(shard->log->durable_offset()).u64(shard->log->start_offset()).u8(0);
+      out.insert(out.end(), fresh.begin(), fresh.end());
+      proto::FinishFrame(&out, 0);
+      w.conn->Send(std::move(out));
+      continue;
+    }
+    AnswerFetch(w.conn, w.corr, *w.shard, w.offset, w.max_bytes, true);
+  }
 }
 
 void Server::SyncLoop() {

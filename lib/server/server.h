@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -80,7 +81,10 @@ class Server {
   // Answers a fetch now. Returns false (and sends nothing) when there is no data yet.
   bool AnswerFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Shard& shard,
                    uint64_t offset, uint32_t max_bytes, bool force);
-  void WakeWaiters(const std::shared_ptr<Shard>& shard);
+  // Answers parked fetches that new durable data satisfies. `fresh` is the batch
+  // just appended ([fresh_base, fresh_next)), served from memory when it fits.
+  void WakeWaiters(const std::shared_ptr<Shard>& shard, std::span<const uint8_t> fresh = {},
+                   uint64_t fresh_base = 0, uint64_t fresh_next = 0);
   void SyncLoop();
   void TimerLoop();
   bool Inject(double rate);
