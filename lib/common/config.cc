@@ -15,6 +15,15 @@ std::string Env(const char* name) {
   const char* v = std::getenv(name);
   return v ? std::string(v) : std::string();
 }
+// Splits "1.5MiB" into 1.5 and "MiB"; false when there is no non-negative number first.
+bool SplitNumberUnit(std::string_view t, double* v, std::string_view* unit) {
+  size_t i = 0;
+  while (i < t.size() && ((t[i] >= '0' && t[i] <= '9') || t[i] == '.')) i++;
+  std::string_view num = t.substr(0, i);
+  *unit = t.substr(i);
+  auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), *v);
+  return !num.empty() && ec == std::errc() && p == num.data() + num.size() && *v >= 0;
+}
 bool ParseInt(std::string_view s, int64_t* v) {
   if (s.empty()) return false;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
@@ -42,12 +51,9 @@ bool AutostartDisabledByEnv() {
 }
 
 Result<int64_t> ParseDurationMs(std::string_view t, int64_t bare_unit_ms) {
-  size_t i = 0;
-  while (i < t.size() && ((t[i] >= '0' && t[i] <= '9') || t[i] == '.')) i++;
-  std::string_view num = t.substr(0, i), unit = t.substr(i);
   double v = 0;
-  auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), v);
-  if (num.empty() || ec != std::errc() || p != num.data() + num.size() || v < 0)
+  std::string_view unit;
+  if (!SplitNumberUnit(t, &v, &unit))
     return Status::InvalidArgument(fmt::format("'{}' is not a duration (e.g. 24h, 15m, 500ms)", t));
   int64_t mult;
   if (unit.empty()) mult = bare_unit_ms;
@@ -70,12 +76,9 @@ std::string FormatDuration(int64_t ms) {
 }
 
 Result<uint64_t> ParseSize(std::string_view t) {
-  size_t i = 0;
-  while (i < t.size() && ((t[i] >= '0' && t[i] <= '9') || t[i] == '.')) i++;
-  std::string_view num = t.substr(0, i), unit = t.substr(i);
   double v = 0;
-  auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), v);
-  if (num.empty() || ec != std::errc() || p != num.data() + num.size() || v < 0)
+  std::string_view unit;
+  if (!SplitNumberUnit(t, &v, &unit))
     return Status::InvalidArgument(fmt::format("'{}' is not a size (e.g. 1MiB, 512KiB, 4096)", t));
   uint64_t mult;
   if (unit.empty() || unit == "B" || unit == "b") mult = 1;

@@ -211,6 +211,13 @@ Status Segment::Append(std::span<const uint8_t> batch, const BatchHeader& h) {
   return Status::OK();
 }
 
+Status Segment::ReadHeaderAt(uint64_t pos, BatchHeader* h) {
+  uint8_t hdr[kBatchHeaderSize];
+  SK_ASSIGN_OR_RETURN(size_t got, file_->ReadAt(hdr, sizeof hdr, pos));
+  if (got != sizeof hdr) return Status::Corruption(fmt::format("{}: short read at {}", path(), pos));
+  return CheckHeader(hdr, h);
+}
+
 Result<uint64_t> Segment::FindPosition(uint64_t offset) {
   uint64_t pos = 0;
   {
@@ -223,11 +230,8 @@ Result<uint64_t> Segment::FindPosition(uint64_t offset) {
   }
   uint64_t end = size();
   while (pos < end) {
-    uint8_t hdr[kBatchHeaderSize];
-    SK_ASSIGN_OR_RETURN(size_t got, file_->ReadAt(hdr, sizeof hdr, pos));
     BatchHeader h;
-    if (got != sizeof hdr) return Status::Corruption(fmt::format("{}: short read at {}", path(), pos));
-    SK_TRY(CheckHeader(hdr, &h));
+    SK_TRY(ReadHeaderAt(pos, &h));
     if (h.next_offset() > offset) return pos;
     pos += h.batch_length;
   }
@@ -250,11 +254,8 @@ Result<uint64_t> Segment::FindOffsetForTime(int64_t ts) {
   uint64_t end = size();
   Bytes buf, scratch;
   while (pos < end) {
-    uint8_t hdr[kBatchHeaderSize];
-    SK_ASSIGN_OR_RETURN(size_t got, file_->ReadAt(hdr, sizeof hdr, pos));
     BatchHeader h;
-    if (got != sizeof hdr) return Status::Corruption(fmt::format("{}: short read at {}", path(), pos));
-    SK_TRY(CheckHeader(hdr, &h));
+    SK_TRY(ReadHeaderAt(pos, &h));
     if (h.max_arrival_ms() >= ts) {
       if (h.timestamp_type() == TimestampType::kLogAppend) return h.base_offset;
       buf.resize(h.batch_length);

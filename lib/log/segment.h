@@ -91,6 +91,7 @@ class Segment {
   // Stops at the first bad batch; `full` also checks body CRCs.
   Status ScanFrom(uint64_t pos, uint64_t offset, bool full, RecoveryReport* report);
   void NoteBatch(uint64_t pos, const BatchHeader& h);  // index bookkeeping
+  Status ReadHeaderAt(uint64_t pos, BatchHeader* h);   // read and check one header
 
   const uint64_t base_;
   const size_t index_interval_;

@@ -489,12 +489,7 @@ void Server::Handle(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_
       if (!(r.str(&name) && r.u32(&shard) && r.u8(&kind) && r.i64(&ts))) return bad();
       auto s = stream_of(name);
       if (!s) return;
-      std::shared_ptr<Shard> sh;
-      {
-        std::lock_guard<std::mutex> g(s->mu);
-        auto it = s->shards.find(shard);
-        if (it != s->shards.end()) sh = it->second;
-      }
+      std::shared_ptr<Shard> sh = s->FindShard(shard);
       if (!sh) return fail(Err::kWrongShard, fmt::format("stream '{}' has no {}", name, proto::ShardIdName(shard)));
       uint64_t off;
       if (kind > uint8_t(proto::OffsetKind::kTime)) return fail(Err::kInvalidRequest, fmt::format("unknown offset kind {}", kind));
@@ -574,17 +569,11 @@ void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, 
   std::string_view batch = r.tail();
   auto s = store_->Get(name);
   if (!s) return fail(Err::kStreamNotFound, fmt::format("stream '{}' does not exist", name));
-  std::shared_ptr<Shard> shard;
   uint8_t flags;
-  {
-    std::lock_guard<std::mutex> g(s->mu);
-    auto it = s->shards.find(shard_index);
-    if (it == s->shards.end() || it->second->meta.state != proto::kOpen)
-      return fail(Err::kWrongShard, fmt::format("{} of stream '{}' is {}", proto::ShardIdName(shard_index),
-                                                name, it == s->shards.end() ? "unknown" : "closed"));
-    shard = it->second;
-    flags = s->meta.flags;
-  }
+  std::shared_ptr<Shard> shard = s->FindShard(shard_index, &flags);
+  if (!shard || shard->meta.state != proto::kOpen)
+    return fail(Err::kWrongShard, fmt::format("{} of stream '{}' is {}", proto::ShardIdName(shard_index),
+                                              name, !shard ? "unknown" : "closed"));
   if (Inject(opts_.faults.throttle))
     return fail(Err::kThrottled, "throttled (injected by --inject-faults)");
   int64_t now = NowMs();
@@ -651,14 +640,8 @@ void Server::HandleFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Re
     return fail(Err::kInvalidRequest, "malformed request");
   auto s = store_->Get(name);
   if (!s) return fail(Err::kStreamNotFound, fmt::format("stream '{}' does not exist", name));
-  std::shared_ptr<Shard> shard;
   uint8_t flags;
-  {
-    std::lock_guard<std::mutex> g(s->mu);
-    auto it = s->shards.find(shard_index);
-    if (it != s->shards.end()) shard = it->second;
-    flags = s->meta.flags;
-  }
+  std::shared_ptr<Shard> shard = s->FindShard(shard_index, &flags);
   if (!shard) return fail(Err::kWrongShard, fmt::format("stream '{}' has no {}", name, proto::ShardIdName(shard_index)));
   // Provisioned reads: 2 MiB/s per shard, shared by all readers (charged per request).
   if ((flags & proto::kFlagEnforceLimits) &&

@@ -99,6 +99,14 @@ struct Stream {
   std::map<uint32_t, std::shared_ptr<Shard>> shards;
   std::map<std::string, std::unique_ptr<GroupState>> groups;
   bool deleted = false;
+
+  // The shard with that index (nullptr if none) and, optionally, the stream's flags.
+  std::shared_ptr<Shard> FindShard(uint32_t index, uint8_t* flags = nullptr) {
+    std::lock_guard<std::mutex> g(mu);
+    if (flags) *flags = meta.flags;
+    auto it = shards.find(index);
+    return it == shards.end() ? nullptr : it->second;
+  }
 };
 
 struct StoreOptions {
