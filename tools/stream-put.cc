@@ -459,9 +459,13 @@ int Producer::Run() {
     s = Seal(*shard);
     if (!s.ok()) return tools::Fail(kTool, s);
     // Keep the pipeline bounded: wait for acks when too much is outstanding.
-    size_t queued = 0;
-    for (auto& [i, q] : shards_) queued += q.outstanding.size();
-    while (queued > o_.max_in_flight * 2) {
+    // Bounded memory: at most 2 x --max-in-flight batches and kMaxInFlightBytes waiting.
+    size_t queued = 0, queued_bytes = 0;
+    for (auto& [i, q] : shards_) {
+      queued += q.outstanding.size();
+      for (auto& b : q.outstanding) queued_bytes += b->bytes.size();
+    }
+    while (queued > o_.max_in_flight * 2 || queued_bytes > kMaxInFlightBytes) {
       s = SendReady();
       if (!s.ok()) return tools::Fail(kTool, s);
       auto r = c_.Receive(50);
@@ -471,8 +475,11 @@ int Producer::Run() {
         if (!s.ok()) return tools::Fail(kTool, s);
       }
       PrintReady();
-      queued = 0;
-      for (auto& [i, q] : shards_) queued += q.outstanding.size();
+      queued = queued_bytes = 0;
+      for (auto& [i, q] : shards_) {
+        queued += q.outstanding.size();
+        for (auto& b : q.outstanding) queued_bytes += b->bytes.size();
+      }
     }
     s = Drain(false);
     if (!s.ok()) return tools::Fail(kTool, s);

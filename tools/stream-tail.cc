@@ -553,6 +553,8 @@ Status Tail::FetchLoop(bool follow) {
     }
     if (!group_mode_ && follow && Clock::now() - last_refresh_ >= std::chrono::milliseconds(kRefreshEveryMs))
       SK_TRY(RefreshShards());
+    // Print what we have before asking for more (follow latency).
+    if (!c_->HasBufferedResponse() && !out_.Flush()) return Status::OK();
     // Issue one fetch per readable shard (parents before children).
     bool any_open = false;
     for (auto& [idx, cur] : cursors_) {

@@ -68,7 +68,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       l.lock();
       writing_ = false;
       if (n == ssize_t(frame.size())) {
-        cv_.notify_all();
+        // The writer waits for writing_ to clear when frames were queued meanwhile
+        // (or when it is finishing); otherwise nobody needs waking.
+        if (read_done_ || !out_.empty()) cv_.notify_all();
         return;
       }
       if (n > 0) frame.erase(frame.begin(), frame.begin() + n);
@@ -603,11 +605,13 @@ void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, 
     sync_cv_.notify_all();
     return;
   }
+  // Followers first, then the producer's acknowledgement: the follow path is the
+  // latency-sensitive one, the producer pipelines anyway.
+  if (!res->duplicate) WakeWaiters(shard, bytes, res->base_offset, res->last_offset + 1);
+  else WakeWaiters(shard);
   if (opts_.faults.latency_ms > 0)
     std::this_thread::sleep_for(std::chrono::milliseconds(opts_.faults.latency_ms));
   c->Send(std::move(out));
-  if (!res->duplicate) WakeWaiters(shard, bytes, res->base_offset, res->last_offset + 1);
-  else WakeWaiters(shard);
 }
 
 bool Server::AnswerFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Shard& shard,

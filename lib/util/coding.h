@@ -10,12 +10,36 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <memory>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace streamkit {
 
-using Bytes = std::vector<uint8_t>;
+// An allocator that leaves new bytes uninitialised on resize(): buffers about to be
+// overwritten by a read (fetch responses, batches) are not zero-filled first.
+template <class T>
+struct DefaultInitAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = DefaultInitAllocator<U>;
+  };
+  DefaultInitAllocator() = default;
+  template <class U>
+  DefaultInitAllocator(const DefaultInitAllocator<U>&) noexcept {}  // NOLINT
+  template <class U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
+using Bytes = std::vector<uint8_t, DefaultInitAllocator<uint8_t>>;
 
 inline void EncodeFixed16(uint8_t* p, uint16_t v) {
   p[0] = uint8_t(v);
