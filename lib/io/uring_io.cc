@@ -6,6 +6,7 @@
 // resubmit), or an error naming the operation and the path.
 #include <liburing.h>
 
+#include <atomic>
 #include <cerrno>
 
 #include "io/posix_io.h"
@@ -32,7 +33,7 @@ ThreadRing& Ring() {
   return r;
 }
 
-enum class Op { kRead, kWrite, kSync };
+enum class Op { kRead, kWrite, kWriteNowait, kSync };
 
 // Submits one operation and waits for it; returns the completion's res (>= 0) or -errno.
 int RunOne(Op op, int fd, void* buf, unsigned n, uint64_t offset) {
@@ -44,6 +45,10 @@ int RunOne(Op op, int fd, void* buf, unsigned n, uint64_t offset) {
     switch (op) {
       case Op::kRead: io_uring_prep_read(sqe, fd, buf, n, offset); break;
       case Op::kWrite: io_uring_prep_write(sqe, fd, buf, n, offset); break;
+      case Op::kWriteNowait:
+        io_uring_prep_write(sqe, fd, buf, n, offset);
+        sqe->rw_flags = RWF_NOWAIT;
+        break;
       case Op::kSync: io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC); break;
     }
     int rc = io_uring_submit_and_wait(&tr.ring, 1);
@@ -55,21 +60,37 @@ int RunOne(Op op, int fd, void* buf, unsigned n, uint64_t offset) {
     if (rc < 0) return rc;
     int res = cqe->res;
     io_uring_cqe_seen(&tr.ring, cqe);
-    if (res == -EAGAIN || res == -EINTR) continue;
+    if ((res == -EAGAIN && op != Op::kWriteNowait) || res == -EINTR) continue;
     return res;
   }
 }
 
 constexpr size_t kMaxChunk = 1u << 30;  // keep each transfer within an unsigned
 
+constexpr int kNowaitProbes = 16;
+
 class UringFile final : public PosixFile {
  public:
   using PosixFile::PosixFile;
 
+  // Buffered appends: the ring completes a write inline only when the filesystem
+  // can take it without blocking (RWF_NOWAIT); otherwise io_uring hands it to a
+  // kernel worker thread, which costs ~10x a pwrite (ext4 here: 24 us vs 2.4 us
+  // for 2 KiB). So each write is first offered to the ring with RWF_NOWAIT; on
+  // EAGAIN it is written with pwrite. A file whose first kNowaitProbes offers all
+  // fail (a filesystem without non-blocking buffered writes) is written with pwrite
+  // from then on. Reads and fdatasync always go through the ring.
   Status WriteAt(const void* data, size_t n, uint64_t offset) override {
+    if (nowait_failures_ >= kNowaitProbes && nowait_successes_ == 0)
+      return PosixFile::WriteAt(data, n, offset);
     auto* p = static_cast<uint8_t*>(const_cast<void*>(data));
     while (n > 0) {
-      int res = RunOne(Op::kWrite, fd_, p, unsigned(std::min(n, kMaxChunk)), offset);
+      int res = RunOne(Op::kWriteNowait, fd_, p, unsigned(std::min(n, kMaxChunk)), offset);
+      if (res == -EAGAIN) {
+        nowait_failures_++;
+        return PosixFile::WriteAt(p, n, offset);
+      }
+      if (res > 0) nowait_successes_++;
       if (res < 0) return Status::FromErrno(-res, fmt::format("write {}", path_));
       if (res == 0) return Status::FromErrno(EIO, fmt::format("write {} (no progress)", path_));
       p += res;
@@ -97,6 +118,10 @@ class UringFile final : public PosixFile {
     if (res < 0) return Status::FromErrno(-res, fmt::format("sync {}", path_));
     return Status::OK();
   }
+
+ private:
+  std::atomic<int> nowait_failures_{0};
+  std::atomic<int> nowait_successes_{0};
 };
 
 class UringIoImpl final : public PosixIoImpl {
