@@ -61,7 +61,9 @@ struct Batch {
   int32_t base_seq;
   Bytes bytes;
   std::vector<uint64_t> ids;  // input ids of its records
-  int attempts = 0;
+  bool sent = false;          // has been on the wire at least once
+  int failures = 0;           // its own failures (throttled, injected, storage)
+  int out_of_order = 0;       // refused because an earlier batch failed
   bool needs_resend = false;
   Clock::time_point not_before{};
 };
@@ -192,13 +194,13 @@ Status Producer::SendReady() {
     if (resend && st.on_wire > 0) continue;
     for (auto& b : st.outstanding) {
       if (OnWire() >= o_.max_in_flight) return Status::OK();
-      if (b->attempts > 0 && !b->needs_resend) continue;  // on the wire already
+      if (b->sent && !b->needs_resend) continue;  // on the wire already
       if (b->not_before > now) break;                       // backing off; keep order
       uint32_t shard = idx;
       SK_ASSIGN_OR_RETURN(uint32_t corr, c_.Send(Type::kProduce, [&](Writer& w) { w.str(o_.stream).u32(shard); },
                                                  std::span<const uint8_t>(b->bytes)));
-      if (b->attempts > 0) retries_++;
-      b->attempts++;
+      if (b->sent) retries_++;
+      b->sent = true;
       b->needs_resend = false;
       st.on_wire++;
       inflight_[corr] = b;
@@ -259,10 +261,11 @@ Status Producer::HandleResponse(client::Response& r) {
       // a batch it already has. An out-of-order answer means an earlier batch of this
       // shard failed; it is resent first.
       if (r.err == Err::kThrottled) throttles_++;
-      if (++b->attempts > kMaxAttempts)
+      bool cascade = r.err == Err::kOutOfOrderSequence;
+      if (cascade ? ++b->out_of_order > kMaxAttempts * 20 : ++b->failures > kMaxAttempts)
         return Status::FromErrno(EIO, fmt::format("{} still failing after {} attempts: {}",
                                                   proto::ShardIdName(b->shard), kMaxAttempts, r.message));
-      int backoff = std::min(1000, 10 << std::min(b->attempts, 7));
+      int backoff = cascade ? 1 : std::min(1000, 10 << std::min(b->failures, 7));
       b->not_before = Clock::now() + std::chrono::milliseconds(backoff / 2 + int(rng_() % uint64_t(backoff / 2 + 1)));
       b->needs_resend = true;
       return Status::OK();

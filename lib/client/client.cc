@@ -223,11 +223,20 @@ Result<Response> Client::Receive(int timeout_ms) {
 }
 
 Result<Response> Client::Call(proto::Type type, const Fill& fill) {
-  SK_ASSIGN_OR_RETURN(uint32_t corr, Send(type, fill));
-  for (;;) {
-    SK_ASSIGN_OR_RETURN(Response r, ReadOne(-1));
-    if (r.corr == corr) return r;
-    parked_.push_back(std::move(r));
+  // Throttling and injected faults (stream-serve --inject-faults) are retried with
+  // backoff here, so every tool survives them; produce pipelines handle their own.
+  constexpr int kAttempts = 12;
+  for (int attempt = 0;; attempt++) {
+    SK_ASSIGN_OR_RETURN(uint32_t corr, Send(type, fill));
+    Response r;
+    for (;;) {
+      SK_ASSIGN_OR_RETURN(r, ReadOne(-1));
+      if (r.corr == corr) break;
+      parked_.push_back(std::move(r));
+    }
+    bool retry = r.err == proto::Err::kThrottled || r.err == proto::Err::kInjectedFailure;
+    if (!retry || attempt + 1 >= kAttempts) return r;
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 5 << attempt)));
   }
 }
 

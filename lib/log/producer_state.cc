@@ -22,7 +22,15 @@ Result<ProducerState::Verdict> ProducerState::Check(const BatchHeader& h,
                                                     ProducerBatch* original) const {
   if (h.producer_id < 0 || h.base_sequence < 0) return Verdict::kAppend;
   auto it = producers_.find(h.producer_id);
-  if (it == producers_.end()) return Verdict::kAppend;
+  if (it == producers_.end()) {
+    // A producer's first batch on this log starts at sequence 0. Anything else means
+    // an earlier batch is missing (it failed and is being resent): refuse, so the
+    // producer resends in order instead of leaving a gap.
+    if (h.base_sequence != 0)
+      return Status::OutOfOrder(fmt::format("producer {} is new here; its first sequence must be 0, not {}",
+                                            h.producer_id, h.base_sequence));
+    return Verdict::kAppend;
+  }
   const Entry& e = it->second;
   if (h.producer_epoch < e.epoch)
     return Status::Fenced(fmt::format("producer {} epoch {} is older than the current epoch {}",

@@ -32,8 +32,8 @@ class ProducerState {
  public:
   enum class Verdict { kAppend, kDuplicate };
   // Decides what to do with a batch. kDuplicate fills *original. Errors: kFenced (an
-  // epoch older than the producer's current one), kOutOfOrder (a sequence gap, or a
-  // sequence older than the remembered window).
+  // epoch older than the producer's current one), kOutOfOrder (a sequence gap, a
+  // sequence older than the remembered window, or a first batch not at sequence 0).
   Result<Verdict> Check(const BatchHeader& h, ProducerBatch* original) const;
   // Remembers a batch that was written (h stamped with its offset and time).
   void Update(const BatchHeader& h);
