@@ -35,6 +35,15 @@ int64_t NowNs() {
   return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+// Sleeps, then spins, until the monotonic clock reaches `due_ns` (an absolute
+// schedule: a late send does not delay the ones after it).
+void WaitUntil(int64_t due_ns) {
+  while (NowNs() < due_ns) {
+    int64_t left = due_ns - NowNs();
+    if (left > 200000) std::this_thread::sleep_for(std::chrono::nanoseconds(left - 100000));
+  }
+}
+
 pid_t Spawn(const std::vector<std::string>& argv, int in_fd, int out_fd) {
   pid_t pid = fork();
   if (pid == 0) {
@@ -98,11 +107,7 @@ int ClientMode(const std::string& stream, int n, int rate) {
   std::string pad(80, 'x');
   int64_t start = NowNs() + 1000000, period = 1000000000LL / rate;
   for (int i = 0; i < n; i++) {
-    int64_t due = start + i * period;
-    while (NowNs() < due) {
-      int64_t left = due - NowNs();
-      if (left > 200000) std::this_thread::sleep_for(std::chrono::nanoseconds(left - 100000));
-    }
+    WaitUntil(start + i * period);
     char buf[160];
     int len = std::snprintf(buf, sizeof buf, "%019lld %s", (long long)NowNs(), pad.c_str());
     bb.Add("lat", nullptr, std::string_view(buf, size_t(len)), 0);
@@ -154,11 +159,7 @@ int main(int argc, char** argv) {
   int64_t period = 1000000000LL / rate;
   std::string pad(80, 'x');
   for (int i = 0; i < n; i++) {
-    int64_t due = start + i * period;
-    while (NowNs() < due) {
-      int64_t left = due - NowNs();
-      if (left > 200000) std::this_thread::sleep_for(std::chrono::nanoseconds(left - 100000));
-    }
+    WaitUntil(start + i * period);
     char buf[160];
     int len = std::snprintf(buf, sizeof buf, "%019lld %s\n", (long long)NowNs(), pad.c_str());
     if (write(to_put[1], buf, size_t(len)) != len) break;

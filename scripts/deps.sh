@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs what streamkit needs to build and test, from Debian 12 packages.
+# Installs what streamkit needs to build and test, from Debian 12 packages
+# (python3: the end-to-end tests check JSON output with it).
 # Idempotent: installs only packages that are missing, and runs `apt-get update`
 # only when something is missing. Run as root (or with sudo available).
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git python3
   libcli11-dev libsimdjson-dev libfmt-dev libzstd-dev liburing-dev doctest-dev
 )
 
