@@ -699,8 +699,18 @@ int Tail::Run() {
       ::gethostname(host, sizeof host - 1);
       o_.member = fmt::format("{}-{}", host, ::getpid());
     }
-    s = Heartbeat(false);
-    if (s.ok()) s = FetchLoop(o_.follow);
+    for (;;) {
+      s = Heartbeat(false);
+      if (s.ok()) s = FetchLoop(o_.follow);
+      if (s.ok() || out_.closed()) break;
+      // -F: the server went away; rejoin the group once it is back (our shards may
+      // have moved meanwhile; checkpoints say where to resume).
+      if ((s.is(Status::Code::kClosed) || s.is(Status::Code::kIoError)) && Reconnect()) {
+        cursors_.clear();
+        continue;
+      }
+      break;
+    }
     if (s.ok() || out_.closed()) {
       Status c = Commit(true);
       if (s.ok()) s = c;
