@@ -21,15 +21,6 @@ std::string HumanBytes(uint64_t b) {
   return fmt::format("{} B", b);
 }
 
-std::string Json(std::string_view s) {
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    o += c;
-  }
-  return o + "\"";
-}
-
 std::string FirstSeq(const proto::ShardInfo& s) {
   return s.end_offset > s.start_offset ? U128ToString(proto::SequenceNumber(s.index, s.start_offset)) : "-";
 }
@@ -46,12 +37,12 @@ std::string StreamJson(const proto::StreamInfo& si) {
         R"({{"shard":{},"state":"{}","parent":{},"adjacent_parent":{},"starting_hash_key":"{}","ending_hash_key":"{}",)"
         R"("first_sequence":{},"last_sequence":{},"start_offset":{},"end_offset":{},"records":{},"bytes":{},)"
         R"("write_bytes_per_s":{},"write_records_per_s":{}}})",
-        Json(proto::ShardIdName(s.index)), s.state == proto::kOpen ? "OPEN" : "CLOSED",
-        s.parent < 0 ? "null" : Json(proto::ShardIdName(uint32_t(s.parent))),
-        s.adjacent_parent < 0 ? "null" : Json(proto::ShardIdName(uint32_t(s.adjacent_parent))),
+        JsonQuote(proto::ShardIdName(s.index)), s.state == proto::kOpen ? "OPEN" : "CLOSED",
+        s.parent < 0 ? "null" : JsonQuote(proto::ShardIdName(uint32_t(s.parent))),
+        s.adjacent_parent < 0 ? "null" : JsonQuote(proto::ShardIdName(uint32_t(s.adjacent_parent))),
         U128ToString(s.start_hash), U128ToString(s.end_hash),
-        s.end_offset > s.start_offset ? Json(FirstSeq(s)) : "null",
-        s.end_offset > s.start_offset ? Json(LastSeq(s)) : "null", s.start_offset, s.end_offset,
+        s.end_offset > s.start_offset ? JsonQuote(FirstSeq(s)) : "null",
+        s.end_offset > s.start_offset ? JsonQuote(LastSeq(s)) : "null", s.start_offset, s.end_offset,
         s.end_offset - s.start_offset, s.bytes, s.write_bytes_per_s, s.write_records_per_s);
   }
   uint64_t records = 0, bytes = 0;
@@ -61,7 +52,7 @@ std::string StreamJson(const proto::StreamInfo& si) {
   }
   return fmt::format(
       R"({{"stream":{},"created":{},"retention_hours":{},"mode":"{}","enforce_limits":{},"max_record_bytes":{},"records":{},"bytes":{},"shards":[{}]}})",
-      Json(si.name), Json(FormatTimeMs(si.created_ms)), si.retention_ms / kHourMs,
+      JsonQuote(si.name), JsonQuote(FormatTimeMs(si.created_ms)), si.retention_ms / kHourMs,
       (si.flags & proto::kFlagOnDemand) ? "ON_DEMAND" : "PROVISIONED",
       (si.flags & proto::kFlagEnforceLimits) ? "true" : "false", si.max_record_bytes, records, bytes, shards);
 }
@@ -94,14 +85,6 @@ void PrintStream(const proto::StreamInfo& si) {
   std::printf("\n%-20s %-58s %-58s\n", "SHARD", "FIRST_SEQUENCE", "LAST_SEQUENCE");
   for (const auto& s : si.shards)
     std::printf("%-20s %-58s %-58s\n", proto::ShardIdName(s.index).c_str(), FirstSeq(s).c_str(), LastSeq(s).c_str());
-}
-
-Result<proto::StreamInfo> Describe(client::Client& c, const std::string& name) {
-  SK_ASSIGN_OR_RETURN(auto r, c.CallOk(Type::kDescribeStream, [&](Writer& w) { w.str(name); }));
-  proto::StreamInfo si;
-  auto rd = r.body();
-  if (!si.Decode(rd)) return Status::Corruption("malformed describe response");
-  return si;
 }
 
 }  // namespace
@@ -221,7 +204,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (describe->parsed()) {
-    auto si = Describe(c, name);
+    auto si = client::DescribeStream(c, name);
     if (!si.ok()) return tools::Fail(kTool, si.status());
     if (json) std::printf("%s\n", StreamJson(*si).c_str());
     else PrintStream(*si);
@@ -234,7 +217,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (groups->parsed()) {
-    auto si = Describe(c, name);
+    auto si = client::DescribeStream(c, name);
     if (!si.ok()) return tools::Fail(kTool, si.status());
     auto r = c.CallOk(Type::kGroupList, [&](Writer& w) { w.str(name); });
     if (!r.ok()) return tools::Fail(kTool, r.status());
@@ -258,16 +241,16 @@ int main(int argc, char** argv) {
           if (!shards.empty()) shards += ",";
           bool has = ck.count(s.index);
           uint64_t lag = has ? (s.end_offset > ck[s.index] ? s.end_offset - ck[s.index] : 0) : s.end_offset - s.start_offset;
-          shards += fmt::format(R"({{"shard":{},"checkpoint":{},"lag":{},"owner":{}}})", Json(proto::ShardIdName(s.index)),
-                                has ? Json(ck[s.index] == 0 ? "0" : U128ToString(proto::SequenceNumber(s.index, ck[s.index] - 1))) : "null",
-                                lag, owner.count(s.index) ? Json(owner[s.index]) : "null");
+          shards += fmt::format(R"({{"shard":{},"checkpoint":{},"lag":{},"owner":{}}})", JsonQuote(proto::ShardIdName(s.index)),
+                                has ? JsonQuote(ck[s.index] == 0 ? "0" : U128ToString(proto::SequenceNumber(s.index, ck[s.index] - 1))) : "null",
+                                lag, owner.count(s.index) ? JsonQuote(owner[s.index]) : "null");
         }
         std::string members;
         for (auto& m : g.members) {
           if (!members.empty()) members += ",";
-          members += Json(m.member);
+          members += JsonQuote(m.member);
         }
-        std::printf("{\"group\":%s,\"members\":[%s],\"shards\":[%s]}\n", Json(g.name).c_str(), members.c_str(), shards.c_str());
+        std::printf("{\"group\":%s,\"members\":[%s],\"shards\":[%s]}\n", JsonQuote(g.name).c_str(), members.c_str(), shards.c_str());
         continue;
       }
       std::printf("group %s: %zu live member%s\n", g.name.c_str(), g.members.size(), g.members.size() == 1 ? "" : "s");

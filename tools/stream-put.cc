@@ -102,6 +102,7 @@ class Producer {
   std::map<uint32_t, std::shared_ptr<Batch>> inflight_;  // by correlation id
   int64_t producer_id_ = -1;
   size_t batch_bytes_ = 1u << 20;
+  size_t max_record_bytes_ = 1u << 20;
   int64_t linger_ms_ = 5;
   log::BatchOptions bopts_;
   std::deque<Pending> results_;  // ids [first_id_, ...)
@@ -114,28 +115,24 @@ class Producer {
 };
 
 Status Producer::LoadShardMap() {
-  auto r = c_.Call(Type::kDescribeStream, [&](Writer& w) { w.str(o_.stream); });
-  if (!r.ok()) return r.status();
-  if (r->err == Err::kStreamNotFound && o_.create_shards > 0) {
+  auto si = client::DescribeStream(c_, o_.stream);
+  if (!si.ok() && si.status().is(Status::Code::kNotFound) && o_.create_shards > 0) {
     auto cr = c_.Call(Type::kCreateStream, [&](Writer& w) {
       w.str(o_.stream).u32(o_.create_shards).i64(24 * 3600 * 1000LL).u8(0).u32(0);
     });
     if (!cr.ok()) return cr.status();
     if (!cr->ok() && cr->err != Err::kStreamExists) return client::ResponseStatus(*cr);
-    r = c_.Call(Type::kDescribeStream, [&](Writer& w) { w.str(o_.stream); });
-    if (!r.ok()) return r.status();
+    si = client::DescribeStream(c_, o_.stream);
   }
-  if (!r->ok()) {
-    if (r->err == Err::kStreamNotFound)
+  if (!si.ok()) {
+    if (si.status().is(Status::Code::kNotFound))
       return Status::NotFound(fmt::format("stream '{}' does not exist (create it with `stream-ctl create {}` "
                                           "or pass --create-shards N)", o_.stream, o_.stream));
-    return client::ResponseStatus(*r);
+    return si.status();
   }
-  proto::StreamInfo si;
-  auto rd = r->body();
-  if (!si.Decode(rd)) return Status::Corruption("malformed describe response");
+  max_record_bytes_ = si->max_record_bytes;
   routes_.clear();
-  for (auto& s : si.shards)
+  for (auto& s : si->shards)
     if (s.state == proto::kOpen) routes_.push_back({s.index, s.start_hash, s.end_hash});
   std::sort(routes_.begin(), routes_.end(), [](auto& a, auto& b) { return a.start < b.start; });
   if (routes_.empty()) return Status::Corruption(fmt::format("stream '{}' has no open shard", o_.stream));
@@ -344,16 +341,8 @@ int Producer::Run() {
   if (o_.compress == "zstd") bopts_.codec = log::Codec::kZstd;
 
 
-  const size_t max_record = 1u << 20;  // Kinesis default; what the stream allows is checked by the server
-  size_t limit = max_record;
-  {
-    auto r = c_.Call(Type::kDescribeStream, [&](Writer& w) { w.str(o_.stream); });
-    proto::StreamInfo si;
-    if (r.ok() && r->ok()) {
-      auto b = r->body();
-      if (si.Decode(b)) limit = si.max_record_bytes;
-    }
-  }
+  // The stream's limit on key + data (from the shard map load).
+  const size_t limit = max_record_bytes_;
 
   client::Framing framing = o_.raw ? client::Framing::kRaw : o_.nul ? client::Framing::kNul
                             : o_.ndjson ? client::Framing::kNdjson : client::Framing::kLines;

@@ -91,23 +91,6 @@ class Out {
   bool closed_ = false;
 };
 
-void JsonString(std::string& o, std::string_view s) {
-  o.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\r': o += "\\r"; break;
-      case '\t': o += "\\t"; break;
-      default:
-        if (c < 0x20) o += fmt::format("\\u{:04x}", c);
-        else o.push_back(char(c));
-    }
-  }
-  o.push_back('"');
-}
-
 std::string Base64(std::string_view s) {
   static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string o;
@@ -175,15 +158,15 @@ class Formatter {
       o.push_back('\n');
     } else if (mode_ == "json") {
       o += "{\"stream\":";
-      JsonString(o, stream);
+      AppendJsonString(&o, stream);
       o += fmt::format(",\"shard\":\"{}\",\"seq\":\"{}\",\"key\":", proto::ShardIdName(shard),
                        U128ToString(proto::SequenceNumber(shard, r.offset)));
       bool key_utf8 = simdjson::validate_utf8(r.key.data(), r.key.size());
-      if (key_utf8) JsonString(o, r.key);
+      if (key_utf8) AppendJsonString(&o, r.key);
       else o += "\"" + Base64(r.key) + "\"";
       o += fmt::format(",\"ts\":{},\"data\":", r.arrival_ms);
       if (simdjson::validate_utf8(r.data.data(), r.data.size())) {
-        JsonString(o, r.data);
+        AppendJsonString(&o, r.data);
       } else {
         o += "\"" + Base64(r.data) + "\",\"data_encoding\":\"base64\"";
       }
@@ -286,14 +269,7 @@ class Tail {
   uint64_t expired_records_ = 0;
 };
 
-Result<proto::StreamInfo> Tail::Describe() {
-  SK_ASSIGN_OR_RETURN(auto r, c_->Call(Type::kDescribeStream, [&](Writer& w) { w.str(o_.stream); }));
-  if (!r.ok()) return client::ResponseStatus(r);
-  proto::StreamInfo si;
-  auto rd = r.body();
-  if (!si.Decode(rd)) return Status::Corruption("malformed describe response");
-  return si;
-}
+Result<proto::StreamInfo> Tail::Describe() { return client::DescribeStream(*c_, o_.stream); }
 
 Result<uint64_t> Tail::ResolveStart(const proto::ShardInfo& s, const Position& p) {
   switch (p.kind) {

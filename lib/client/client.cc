@@ -246,4 +246,12 @@ Result<Response> Client::CallOk(proto::Type type, const Fill& fill) {
   return r;
 }
 
+Result<proto::StreamInfo> DescribeStream(Client& c, const std::string& stream) {
+  SK_ASSIGN_OR_RETURN(auto r, c.CallOk(proto::Type::kDescribeStream, [&](proto::Writer& w) { w.str(stream); }));
+  proto::StreamInfo si;
+  auto rd = r.body();
+  if (!si.Decode(rd)) return Status::Corruption("malformed describe response");
+  return si;
+}
+
 }  // namespace streamkit::client

@@ -72,4 +72,7 @@ class Client {
   std::deque<Response> parked_;
 };
 
+// DescribeStream, decoded. kNotFound when the stream does not exist.
+Result<proto::StreamInfo> DescribeStream(Client& c, const std::string& stream);
+
 }  // namespace streamkit::client

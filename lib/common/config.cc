@@ -159,6 +159,23 @@ Result<int64_t> ParseTimeMs(std::string_view t, int64_t now_ms) {
   return secs * 1000 + ms;
 }
 
+void AppendJsonString(std::string* o, std::string_view s) {
+  o->push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': *o += "\\\""; break;
+      case '\\': *o += "\\\\"; break;
+      case '\n': *o += "\\n"; break;
+      case '\r': *o += "\\r"; break;
+      case '\t': *o += "\\t"; break;
+      default:
+        if (c < 0x20) *o += fmt::format("\\u{:04x}", c);
+        else o->push_back(char(c));
+    }
+  }
+  o->push_back('"');
+}
+
 std::string FormatTimeMs(int64_t ms) {
   time_t secs = time_t(ms / 1000);
   struct tm tm;

@@ -27,6 +27,13 @@ Result<uint64_t> ParseSize(std::string_view text);
 // relative "-15m" (before now), or epoch milliseconds.
 Result<int64_t> ParseTimeMs(std::string_view text, int64_t now_ms);
 std::string FormatTimeMs(int64_t ms);  // ISO-8601 UTC with milliseconds
+// Appends `s` as a JSON string literal (quotes, backslashes and control bytes escaped).
+void AppendJsonString(std::string* out, std::string_view s);
+inline std::string JsonQuote(std::string_view s) {
+  std::string o;
+  AppendJsonString(&o, s);
+  return o;
+}
 int64_t NowMs();
 
 }  // namespace streamkit

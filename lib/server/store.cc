@@ -41,15 +41,6 @@ Result<std::string> UnwrapChecked(std::string_view text, std::string_view what) 
   return std::string(json);
 }
 
-std::string JsonEscape(std::string_view s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    o += c;
-  }
-  return o;
-}
-
 }  // namespace
 
 std::string EncodeStreamMeta(const StreamMeta& m) {
@@ -62,8 +53,8 @@ std::string EncodeStreamMeta(const StreamMeta& m) {
         s.state == proto::kOpen ? "open" : "closed");
   }
   return WrapChecked(fmt::format(
-      R"({{"name":"{}","created_ms":{},"retention_ms":{},"flags":{},"max_record_bytes":{},"next_shard_index":{},"shards":[{}]}})",
-      JsonEscape(m.name), m.created_ms, m.retention_ms, m.flags, m.max_record_bytes,
+      R"({{"name":{},"created_ms":{},"retention_ms":{},"flags":{},"max_record_bytes":{},"next_shard_index":{},"shards":[{}]}})",
+      JsonQuote(m.name), m.created_ms, m.retention_ms, m.flags, m.max_record_bytes,
       m.next_shard_index, shards));
 }
 
@@ -392,7 +383,7 @@ Status Store::SaveGroupLocked(Stream& s, const GroupState& g) {
     if (!ck.empty()) ck += ",";
     ck += fmt::format("\"{}\":{}", shard, off);
   }
-  std::string text = WrapChecked(fmt::format(R"({{"group":"{}","checkpoints":{{{}}}}})", g.name, ck));
+  std::string text = WrapChecked(fmt::format(R"({{"group":{},"checkpoints":{{{}}}}})", JsonQuote(g.name), ck));
   SK_TRY(io_->CreateDirs(s.dir + "/groups"));
   return io::WriteFileAtomic(*io_, s.dir + "/groups/" + g.name + ".ckpt", text.data(), text.size());
 }
