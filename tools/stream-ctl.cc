@@ -50,11 +50,21 @@ std::string StreamJson(const proto::StreamInfo& si) {
     records += s.end_offset - s.start_offset;
     bytes += s.bytes;
   }
+  std::string events;
+  for (const auto& e : si.events) {
+    if (!events.empty()) events += ",";
+    events += fmt::format(R"({{"time":{},"event":{}}})", JsonQuote(FormatTimeMs(e.time_ms)), JsonQuote(e.text));
+  }
+  const auto& p = si.scaling;
+  std::string scaling = fmt::format(
+      R"({{"min_shards":{},"max_shards":{},"split_bytes_per_s":{},"split_records_per_s":{},"merge_below_pct":{},"hot_for_ms":{},"cold_for_ms":{}}})",
+      p.min_shards, p.max_shards, p.split_bytes_per_s, p.split_records_per_s, p.merge_pct, p.hot_ms, p.cold_ms);
   return fmt::format(
-      R"({{"stream":{},"created":{},"retention_hours":{},"mode":"{}","enforce_limits":{},"max_record_bytes":{},"records":{},"bytes":{},"shards":[{}]}})",
+      R"({{"stream":{},"created":{},"retention_hours":{},"mode":"{}","enforce_limits":{},"max_record_bytes":{},"records":{},"bytes":{},"shards":[{}],"scaling":{},"events":[{}]}})",
       JsonQuote(si.name), JsonQuote(FormatTimeMs(si.created_ms)), si.retention_ms / kHourMs,
       (si.flags & proto::kFlagOnDemand) ? "ON_DEMAND" : "PROVISIONED",
-      (si.flags & proto::kFlagEnforceLimits) ? "true" : "false", si.max_record_bytes, records, bytes, shards);
+      (si.flags & proto::kFlagEnforceLimits) ? "true" : "false", si.max_record_bytes, records, bytes, shards, scaling,
+      events);
 }
 
 void PrintStream(const proto::StreamInfo& si) {
@@ -70,14 +80,21 @@ void PrintStream(const proto::StreamInfo& si) {
   std::printf("retention   %s\n", FormatDuration(si.retention_ms).c_str());
   std::printf("mode        %s%s\n", (si.flags & proto::kFlagOnDemand) ? "on-demand" : "provisioned",
               (si.flags & proto::kFlagEnforceLimits) ? ", limits enforced (1 MiB/s, 1000 records/s in per shard)" : "");
+  if (si.flags & proto::kFlagOnDemand) {
+    const auto& p = si.scaling;
+    std::printf("scaling     %u-%u shards; split above %s/s or %llu records/s for %s; merge below %u%% for %s\n",
+                p.min_shards, p.max_shards, HumanBytes(p.split_bytes_per_s).c_str(),
+                (unsigned long long)p.split_records_per_s, FormatDuration(p.hot_ms).c_str(), p.merge_pct,
+                FormatDuration(p.cold_ms).c_str());
+  }
   std::printf("max record  %s\n", HumanBytes(si.max_record_bytes).c_str());
   std::printf("shards      %zu open, %zu total\n", open, si.shards.size());
   std::printf("records     %llu (%s)\n\n", (unsigned long long)records, HumanBytes(bytes).c_str());
-  std::printf("%-20s %-6s %-20s %-39s %-39s %10s %10s %12s %12s\n", "SHARD", "STATE", "PARENT",
+  std::printf("%-20s %-6s %-20s %-20s %-39s %-39s %10s %10s %12s %12s\n", "SHARD", "STATE", "PARENT", "ADJACENT_PARENT",
               "STARTING_HASH_KEY", "ENDING_HASH_KEY", "RECORDS", "BYTES", "WRITE_REC/S", "WRITE_B/S");
   for (const auto& s : si.shards) {
-    std::printf("%-20s %-6s %-20s %-39s %-39s %10llu %10s %12llu %12s\n", proto::ShardIdName(s.index).c_str(),
-                s.state == proto::kOpen ? "open" : "closed", ParentName(s.parent).c_str(),
+    std::printf("%-20s %-6s %-20s %-20s %-39s %-39s %10llu %10s %12llu %12s\n", proto::ShardIdName(s.index).c_str(),
+                s.state == proto::kOpen ? "open" : "closed", ParentName(s.parent).c_str(), ParentName(s.adjacent_parent).c_str(),
                 U128ToString(s.start_hash).c_str(), U128ToString(s.end_hash).c_str(),
                 (unsigned long long)(s.end_offset - s.start_offset), HumanBytes(s.bytes).c_str(),
                 (unsigned long long)s.write_records_per_s, HumanBytes(s.write_bytes_per_s).c_str());
@@ -85,6 +102,10 @@ void PrintStream(const proto::StreamInfo& si) {
   std::printf("\n%-20s %-58s %-58s\n", "SHARD", "FIRST_SEQUENCE", "LAST_SEQUENCE");
   for (const auto& s : si.shards)
     std::printf("%-20s %-58s %-58s\n", proto::ShardIdName(s.index).c_str(), FirstSeq(s).c_str(), LastSeq(s).c_str());
+  if (!si.events.empty()) {
+    std::printf("\nrecent changes (stream-reshard, on-demand scaling)\n");
+    for (const auto& e : si.events) std::printf("  %s  %s\n", FormatTimeMs(e.time_ms).c_str(), e.text.c_str());
+  }
 }
 
 }  // namespace

@@ -65,6 +65,7 @@ struct Batch {
   int failures = 0;           // its own failures (throttled, injected, storage)
   int out_of_order = 0;       // refused because an earlier batch failed
   bool needs_resend = false;
+  bool doomed = false;        // refused because its shard closed: goes to the children
   Clock::time_point not_before{};
 };
 
@@ -75,6 +76,7 @@ struct ShardState {
   int32_t next_seq = 0;
   std::deque<std::shared_ptr<Batch>> outstanding;  // sent or waiting, in sequence order
   size_t on_wire = 0;
+  bool closing = false;  // the server said the shard closed: send nothing more to it
 };
 
 class Producer {
@@ -85,6 +87,8 @@ class Producer {
 
  private:
   Status LoadShardMap();
+  Result<std::vector<ShardRoute>> FetchShardMap();
+  Status SettleClosedShards();
   Result<uint32_t> Route(std::string_view key, const u128* hash);
   void Add(uint32_t shard, std::string_view key, const u128* hash, std::string_view data, uint64_t id);
   Status Seal(uint32_t shard);
@@ -114,7 +118,7 @@ class Producer {
   uint64_t bad_ = 0;
 };
 
-Status Producer::LoadShardMap() {
+Result<std::vector<ShardRoute>> Producer::FetchShardMap() {
   auto si = client::DescribeStream(c_, o_.stream);
   if (!si.ok() && si.status().is(Status::Code::kNotFound) && o_.create_shards > 0) {
     auto cr = c_.Call(Type::kCreateStream, [&](Writer& w) {
@@ -131,11 +135,70 @@ Status Producer::LoadShardMap() {
     return si.status();
   }
   max_record_bytes_ = si->max_record_bytes;
-  routes_.clear();
+  std::vector<ShardRoute> routes;
   for (auto& s : si->shards)
-    if (s.state == proto::kOpen) routes_.push_back({s.index, s.start_hash, s.end_hash});
-  std::sort(routes_.begin(), routes_.end(), [](auto& a, auto& b) { return a.start < b.start; });
-  if (routes_.empty()) return Status::Corruption(fmt::format("stream '{}' has no open shard", o_.stream));
+    if (s.state == proto::kOpen) routes.push_back({s.index, s.start_hash, s.end_hash});
+  std::sort(routes.begin(), routes.end(), [](auto& a, auto& b) { return a.start < b.start; });
+  if (routes.empty()) return Status::Corruption(fmt::format("stream '{}' has no open shard", o_.stream));
+  return routes;
+}
+
+Status Producer::LoadShardMap() {
+  SK_ASSIGN_OR_RETURN(routes_, FetchShardMap());
+  return Status::OK();
+}
+
+Status Producer::SettleClosedShards() {
+  // A shard the server closed (split or merged) refuses every batch it gets from then
+  // on. Its unacknowledged records go to the children, in their order, and only after
+  // that does new input use the new shard map: each key's records stay in order, none
+  // is lost or stored twice. So: wait until nothing of a closing shard is on the wire
+  // (answers to batches sent before the close may still be successes), then reroute.
+  bool any = false;
+  for (auto& [i, st] : shards_) {
+    if (!st.closing) continue;
+    if (st.on_wire > 0) return Status::OK();
+    any = true;
+  }
+  if (!any) return Status::OK();
+  SK_ASSIGN_OR_RETURN(auto routes, FetchShardMap());
+  auto routable = [&](uint32_t shard) {
+    for (auto& r : routes)
+      if (r.index == shard) return true;
+    return false;
+  };
+  // Every shard with data that the new map no longer has closed too, even if the
+  // server has not said so yet: settle it in the same step.
+  std::vector<uint32_t> gone;
+  for (auto& [i, st] : shards_) {
+    if (routable(i)) continue;
+    if (st.outstanding.empty() && st.builder.empty()) {
+      gone.push_back(i);
+      continue;
+    }
+    st.closing = true;
+    if (st.on_wire > 0) return Status::OK();  // wait for its answers first
+    gone.push_back(i);
+  }
+  for (auto& [i, st] : shards_)
+    if (st.closing && routable(i)) {
+      // Not closed after all (refused as unknown during a change): send again.
+      st.closing = false;
+      for (auto& b : st.outstanding)
+        if (b->doomed) {
+          b->doomed = false;
+          b->needs_resend = true;
+          b->not_before = Clock::now() + std::chrono::milliseconds(100);
+        }
+    }
+  routes_ = std::move(routes);
+  refreshes_++;
+  for (uint32_t i : gone) {
+    SK_TRY(Seal(i));
+    auto batches = std::move(shards_[i].outstanding);
+    shards_.erase(i);
+    for (auto& b : batches) SK_TRY(Reroute(b));
+  }
   return Status::OK();
 }
 
@@ -182,8 +245,10 @@ Status Producer::Seal(uint32_t shard) {
 }
 
 Status Producer::SendReady() {
+  SK_TRY(SettleClosedShards());
   auto now = Clock::now();
   for (auto& [idx, st] : shards_) {
+    if (st.closing) continue;
     // A shard with a batch to resend sends nothing else until everything it had on the
     // wire is answered; then it resends in sequence order (keeps per-key order).
     bool resend = false;
@@ -228,6 +293,13 @@ Status Producer::HandleResponse(client::Response& r) {
   inflight_.erase(it);
   ShardState& st = shards_[b->shard];
   st.on_wire--;
+  if (!r.ok() && (r.err == Err::kWrongShard || st.closing)) {
+    // Refused because the shard closed (or, once it is closing, for any reason: it
+    // will never take the batch now). Rerouted with the rest of the shard's records.
+    st.closing = true;
+    b->doomed = true;
+    return SettleClosedShards();
+  }
   if (r.ok()) {
     uint64_t base, last;
     int64_t ts;
@@ -266,13 +338,6 @@ Status Producer::HandleResponse(client::Response& r) {
       b->not_before = Clock::now() + std::chrono::milliseconds(backoff / 2 + int(rng_() % uint64_t(backoff / 2 + 1)));
       b->needs_resend = true;
       return Status::OK();
-    }
-    case Err::kWrongShard: {
-      refreshes_++;
-      std::erase(st.outstanding, b);
-      if (st.outstanding.empty()) st.next_seq = 0;
-      SK_TRY(LoadShardMap());
-      return Reroute(b);
     }
     default:
       return Status::FromErrno(EIO, fmt::format("{}: {}", proto::ErrName(r.err), r.message));

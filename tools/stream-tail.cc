@@ -296,10 +296,19 @@ Result<uint64_t> Tail::ResolveStart(const proto::ShardInfo& s, const Position& p
 }
 
 bool Tail::ParentsDone(const proto::ShardInfo& s) const {
-  for (int32_t p : {s.parent, s.adjacent_parent}) {
-    if (p < 0) continue;
+  // Every ancestor still known must be read to its end: an empty shard closed by the
+  // same reshard that made it does not let its children start before its parents end.
+  std::vector<int32_t> todo{s.parent, s.adjacent_parent};
+  std::set<uint32_t> seen;
+  while (!todo.empty()) {
+    int32_t p = todo.back();
+    todo.pop_back();
+    if (p < 0 || !seen.insert(uint32_t(p)).second) continue;
     auto it = cursors_.find(uint32_t(p));
-    if (it != cursors_.end() && !it->second.finished) return false;
+    if (it == cursors_.end()) continue;  // expired, or not ours to read
+    if (!it->second.finished) return false;
+    todo.push_back(it->second.info.parent);
+    todo.push_back(it->second.info.adjacent_parent);
   }
   return true;
 }

@@ -191,6 +191,9 @@ Result<AppendResult> Log::Append(std::span<uint8_t> batch) {
   if (verdict == ProducerState::Verdict::kDuplicate)
     return AppendResult{orig.base_offset, orig.base_offset + orig.record_count - 1,
                         orig.append_time_ms, true};
+  // Sealed (the shard is being closed by a reshard): refused, the producer goes to
+  // the children. A retry of a batch already stored is still answered above.
+  if (sealed_) return Status::OutOfRange(fmt::format("{}: shard is closed", dir_));
 
   int64_t now = std::max(Now(), last_append_ms_);  // arrival times never go backwards
   if (!active_->empty() &&
@@ -399,6 +402,11 @@ Result<RetentionResult> Log::ApplyRetention() {
   if (!victims.empty()) SK_TRY(io_->SyncDir(dir_));
   res.segments_removed = int(victims.size());
   return res;
+}
+
+void Log::Seal(bool sealed) {
+  std::lock_guard<std::mutex> g(mu_);
+  sealed_ = sealed;
 }
 
 Status Log::Close() {

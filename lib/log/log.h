@@ -111,6 +111,9 @@ class Log {
   Status Roll();
   // Syncs, writes the producer snapshot and stops the background syncer. Idempotent.
   Status Close();
+  // A sealed log refuses appends (kOutOfRange) but for retries of batches it already
+  // has; reads go on. Used when a reshard closes the shard.
+  void Seal(bool sealed = true);
 
   uint64_t start_offset() const;
   uint64_t end_offset() const { return end_.load(std::memory_order_acquire); }
@@ -151,6 +154,7 @@ class Log {
   bool dir_dirty_ = false;  // a segment file was created since the last directory sync
   std::mutex sync_exec_mu_;  // one Sync() at a time (it hands off unsynced_sealed_)
   bool closed_ = false;
+  bool sealed_ = false;
   std::atomic<uint64_t> end_{0};
   std::atomic<uint64_t> synced_{0};
 

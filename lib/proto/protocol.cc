@@ -94,20 +94,41 @@ bool ParseShardId(std::string_view s, uint32_t* index) {
 void ShardInfo::Encode(Writer& w) const {
   w.u32(index).i32(parent).i32(adjacent_parent).h128(start_hash).h128(end_hash).u8(state);
   w.u64(start_offset).u64(end_offset).u64(bytes).u64(write_bytes_per_s).u64(write_records_per_s);
-  w.i64(last_arrival_ms);
+  w.i64(last_arrival_ms).i64(created_ms).i64(closed_ms);
 }
 
 bool ShardInfo::Decode(Reader& r) {
   return r.u32(&index) && r.i32(&parent) && r.i32(&adjacent_parent) && r.h128(&start_hash) &&
          r.h128(&end_hash) && r.u8(&state) && r.u64(&start_offset) && r.u64(&end_offset) &&
          r.u64(&bytes) && r.u64(&write_bytes_per_s) && r.u64(&write_records_per_s) &&
-         r.i64(&last_arrival_ms);
+         r.i64(&last_arrival_ms) && r.i64(&created_ms) && r.i64(&closed_ms);
+}
+
+void ScalingInfo::Encode(Writer& w) const {
+  w.u8(on_demand).u32(min_shards).u32(max_shards).u64(split_bytes_per_s).u64(split_records_per_s);
+  w.u32(merge_pct).i64(hot_ms).i64(cold_ms);
+}
+
+bool ScalingInfo::Decode(Reader& r) {
+  return r.u8(&on_demand) && r.u32(&min_shards) && r.u32(&max_shards) && r.u64(&split_bytes_per_s) &&
+         r.u64(&split_records_per_s) && r.u32(&merge_pct) && r.i64(&hot_ms) && r.i64(&cold_ms);
+}
+
+void ReshardStep::Encode(Writer& w) const {
+  w.u8(kind).u32(shard).u32(adjacent).h128(at).u32(child1).i32(child2);
+}
+
+bool ReshardStep::Decode(Reader& r) {
+  return r.u8(&kind) && r.u32(&shard) && r.u32(&adjacent) && r.h128(&at) && r.u32(&child1) && r.i32(&child2);
 }
 
 void StreamInfo::Encode(Writer& w) const {
   w.str(name).i64(created_ms).i64(retention_ms).u8(flags).u32(max_record_bytes);
   w.u32(uint32_t(shards.size()));
   for (const auto& s : shards) s.Encode(w);
+  scaling.Encode(w);
+  w.u32(uint32_t(events.size()));
+  for (const auto& e : events) w.i64(e.time_ms).str(e.text);
 }
 
 bool StreamInfo::Decode(Reader& r) {
@@ -119,6 +140,10 @@ bool StreamInfo::Decode(Reader& r) {
   shards.resize(n);
   for (auto& s : shards)
     if (!s.Decode(r)) return false;
+  if (!scaling.Decode(r) || !r.u32(&n) || n > 100000) return false;
+  events.resize(n);
+  for (auto& e : events)
+    if (!(r.i64(&e.time_ms) && r.str(&e.text))) return false;
   return true;
 }
 

@@ -17,7 +17,7 @@
 
 namespace streamkit::proto {
 
-constexpr uint16_t kProtocolVersion = 1;
+constexpr uint16_t kProtocolVersion = 2;  // 2: Reshard, SetScaling; ShardInfo and StreamInfo grew
 constexpr size_t kFrameHeaderSize = 10;        // length, correlation id, type
 constexpr uint32_t kMaxFrameBytes = 40u << 20;  // batches up to 16 MiB, fetches up to 32 MiB
 constexpr uint32_t kMaxFetchBytes = 32u << 20;
@@ -38,6 +38,8 @@ enum class Type : uint16_t {
   kGroupCommit = 12,
   kGroupList = 13,
   kGroupReset = 14,
+  kReshard = 15,
+  kSetScaling = 16,
 };
 
 enum class Err : uint16_t {
@@ -103,6 +105,39 @@ struct ShardInfo {
   uint64_t write_bytes_per_s = 0;    // recent rate
   uint64_t write_records_per_s = 0;  // recent rate
   int64_t last_arrival_ms = 0;
+  int64_t created_ms = 0;
+  int64_t closed_ms = 0;
+  void Encode(Writer& w) const;
+  bool Decode(Reader& r);
+};
+
+// On-demand scaling policy (stream-reshard NAME auto / manual).
+struct ScalingInfo {
+  uint8_t on_demand = 0;
+  uint32_t min_shards = 1;
+  uint32_t max_shards = 64;
+  uint64_t split_bytes_per_s = 1u << 20;
+  uint64_t split_records_per_s = 1000;
+  uint32_t merge_pct = 25;
+  int64_t hot_ms = 30'000;
+  int64_t cold_ms = 300'000;
+  void Encode(Writer& w) const;
+  bool Decode(Reader& r);
+};
+
+struct EventInfo {
+  int64_t time_ms = 0;
+  std::string text;
+};
+
+// One split or merge of a Reshard request/response.
+struct ReshardStep {
+  uint8_t kind = 1;  // 1 split, 2 merge
+  uint32_t shard = 0;
+  uint32_t adjacent = 0;
+  u128 at = 0;  // split: first hash key of the second child; 0 = the middle
+  uint32_t child1 = 0;
+  int32_t child2 = -1;
   void Encode(Writer& w) const;
   bool Decode(Reader& r);
 };
@@ -114,6 +149,8 @@ struct StreamInfo {
   uint8_t flags = 0;  // bit 0: enforce limits; bit 1: on-demand
   uint32_t max_record_bytes = 0;
   std::vector<ShardInfo> shards;
+  ScalingInfo scaling;
+  std::vector<EventInfo> events;  // recent topology changes, oldest first
   void Encode(Writer& w) const;
   bool Decode(Reader& r);
 };

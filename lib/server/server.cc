@@ -481,6 +481,72 @@ void Server::Handle(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_
       int64_t id = next_producer_id_++;
       return reply(Err::kNone, "", [&](Writer& w) { w.i64(id).u16(0); });
     }
+    case Type::kReshard: {
+      std::string name;
+      uint8_t dry, mode;
+      if (!(r.str(&name) && r.u8(&dry) && r.u8(&mode))) return bad();
+      auto s = stream_of(name);
+      if (!s) return;
+      std::vector<server::ReshardOp> ops;
+      std::string why;
+      if (mode == 1) {
+        uint32_t target;
+        if (!r.u32(&target)) return bad();
+        auto plan = store_->PlanScale(*s, target);
+        if (!plan.ok()) return fail(Err::kInvalidRequest, plan.status().message());
+        ops = std::move(*plan);
+        why = fmt::format("stream-reshard scale {}", target);
+      } else {
+        uint32_t n;
+        if (!r.u32(&n) || n > 100000) return bad();
+        for (uint32_t i = 0; i < n; i++) {
+          proto::ReshardStep st;
+          if (!st.Decode(r)) return bad();
+          server::ReshardOp op;
+          op.kind = st.kind == 2 ? server::ReshardOp::kMerge : server::ReshardOp::kSplit;
+          op.shard = st.shard;
+          op.adjacent = st.adjacent;
+          op.at = st.at;
+          ops.push_back(op);
+        }
+        why = "stream-reshard";
+      }
+      std::vector<std::shared_ptr<Shard>> closed;
+      Status st = store_->Reshard(*s, &ops, dry != 0, why, &closed);
+      if (!st.ok())
+        return fail(st.is(Status::Code::kNotFound) || st.is(Status::Code::kInvalidArgument) ? Err::kInvalidRequest
+                                                                                          : Err::kStorage,
+                    st.message());
+      // Followers parked on a closed shard learn at once that it ended.
+      for (auto& sh : closed) WakeWaiters(sh);
+      if (!dry)
+        for (auto& op : ops)
+          Log(op.kind == server::ReshardOp::kSplit
+                  ? fmt::format("{}: split {} -> {}, {}", name, proto::ShardIdName(op.shard),
+                                proto::ShardIdName(op.child1), proto::ShardIdName(uint32_t(op.child2)))
+                  : fmt::format("{}: merge {} + {} -> {}", name, proto::ShardIdName(op.shard),
+                                proto::ShardIdName(op.adjacent), proto::ShardIdName(op.child1)));
+      return reply(Err::kNone, "", [&](Writer& w) {
+        w.u32(uint32_t(ops.size()));
+        for (auto& op : ops)
+          proto::ReshardStep{uint8_t(op.kind), op.shard, op.adjacent, op.at, op.child1, op.child2}.Encode(w);
+        store_->Describe(*s).Encode(w);
+      });
+    }
+    case Type::kSetScaling: {
+      std::string name;
+      proto::ScalingInfo si;
+      if (!(r.str(&name) && si.Decode(r))) return bad();
+      auto s = stream_of(name);
+      if (!s) return;
+      server::ScalingPolicy p{si.on_demand != 0, si.min_shards, si.max_shards, si.split_bytes_per_s,
+                              si.split_records_per_s, si.merge_pct, si.hot_ms, si.cold_ms};
+      Status st = store_->SetScaling(*s, p);
+      if (!st.ok())
+        return fail(st.is(Status::Code::kInvalidArgument) ? Err::kInvalidRequest : Err::kStorage, st.message());
+      Log(fmt::format("{}: on-demand scaling {}", name, p.on_demand ? "on" : "off"));
+      return reply(Err::kNone, "", [&](Writer& w) { store_->Describe(*s).Encode(w); });
+    }
     case Type::kProduce: return HandleProduce(c, corr, r, frame);
     case Type::kFetch: return HandleFetch(c, corr, r);
     case Type::kListOffset: {
@@ -573,9 +639,12 @@ void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, 
   if (!s) return fail(Err::kStreamNotFound, fmt::format("stream '{}' does not exist", name));
   uint8_t flags;
   std::shared_ptr<Shard> shard = s->FindShard(shard_index, &flags);
-  if (!shard || shard->meta.state != proto::kOpen)
-    return fail(Err::kWrongShard, fmt::format("{} of stream '{}' is {}", proto::ShardIdName(shard_index),
-                                              name, !shard ? "unknown" : "closed"));
+  if (!shard) return fail(Err::kWrongShard, fmt::format("{} of stream '{}' is unknown", proto::ShardIdName(shard_index), name));
+  // A closed shard's log is sealed too (the log refuses appends under its own lock,
+  // so none lands after the close); this is the early answer.
+  if (shard->closed.load())
+    return fail(Err::kWrongShard, fmt::format("{} of stream '{}' is closed (resharded): refresh the shard map",
+                                              proto::ShardIdName(shard_index), name));
   if (Inject(opts_.faults.throttle))
     return fail(Err::kThrottled, "throttled (injected by --inject-faults)");
   int64_t now = NowMs();
@@ -616,8 +685,10 @@ void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, 
 
 bool Server::AnswerFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Shard& shard,
                          uint64_t offset, uint32_t max_bytes, bool force) {
+  // `closed` first: once it is set every append to the shard is done and synced, so
+  // the durable end read after it is the shard's final end.
+  bool closed = shard.closed.load();
   uint64_t durable = shard.log->durable_offset();
-  bool closed = shard.meta.state == proto::kClosed;
   if (offset >= durable && !force && !closed) return false;
   Bytes out;
   proto::BeginResponse(&out, corr, Type::kFetch, Err::kNone, "");
@@ -671,8 +742,8 @@ void Server::WakeWaiters(const std::shared_ptr<Shard>& shard, std::span<const ui
   {
     std::lock_guard<std::mutex> g(waiters_mu_);
     if (waiters_.empty()) return;
+    bool closed = shard->closed.load();
     uint64_t durable = shard->log->durable_offset();
-    bool closed = shard->meta.state == proto::kClosed;
     for (auto it = waiters_.begin(); it != waiters_.end();) {
       if (it->shard == shard && (it->offset < durable || closed)) {
         ready.push_back(std::move(*it));
@@ -751,6 +822,7 @@ void Server::SyncLoop() {
 
 void Server::TimerLoop() {
   int64_t next_retention = NowMs() + kRetentionEveryMs;
+  int64_t next_autoscale = NowMs() + 1000;
   while (!stopping_) {
     std::this_thread::sleep_for(std::chrono::milliseconds(kTimerTickMs));
     int64_t now = NowMs();
@@ -767,6 +839,13 @@ void Server::TimerLoop() {
       }
     }
     for (auto& w : expired) AnswerFetch(w.conn, w.corr, *w.shard, w.offset, w.max_bytes, true);
+    if (now >= next_autoscale) {
+      // On-demand scaling: split hot shards, merge cold neighbours.
+      next_autoscale = now + 1000;
+      std::vector<std::shared_ptr<Shard>> closed;
+      for (const std::string& line : store_->AutoScale(&closed)) Log(line);
+      for (auto& sh : closed) WakeWaiters(sh);
+    }
     if (now >= next_retention) {
       next_retention = now + kRetentionEveryMs;
       int n = store_->ApplyRetention();

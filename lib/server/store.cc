@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/config.h"
+#include "util/crash_point.h"
 #include "util/crc32c.h"
 
 namespace streamkit::server {
@@ -48,14 +49,24 @@ std::string EncodeStreamMeta(const StreamMeta& m) {
   for (const ShardMeta& s : m.shards) {
     if (!shards.empty()) shards += ",";
     shards += fmt::format(
-        R"({{"index":{},"parent":{},"adjacent_parent":{},"start":"{}","end":"{}","state":"{}"}})",
+        R"({{"index":{},"parent":{},"adjacent_parent":{},"start":"{}","end":"{}","state":"{}","created_ms":{},"closed_ms":{}}})",
         s.index, s.parent, s.adjacent_parent, U128ToString(s.start), U128ToString(s.end),
-        s.state == proto::kOpen ? "open" : "closed");
+        s.state == proto::kOpen ? "open" : "closed", s.created_ms, s.closed_ms);
+  }
+  const ScalingPolicy& p = m.scaling;
+  std::string scaling = fmt::format(
+      R"({{"on_demand":{},"min_shards":{},"max_shards":{},"split_bytes_per_s":{},"split_records_per_s":{},"merge_pct":{},"hot_ms":{},"cold_ms":{}}})",
+      p.on_demand ? "true" : "false", p.min_shards, p.max_shards, p.split_bytes_per_s, p.split_records_per_s,
+      p.merge_pct, p.hot_ms, p.cold_ms);
+  std::string events;
+  for (const ReshardEvent& e : m.events) {
+    if (!events.empty()) events += ",";
+    events += fmt::format(R"({{"time_ms":{},"text":{}}})", e.time_ms, JsonQuote(e.text));
   }
   return WrapChecked(fmt::format(
-      R"({{"name":{},"created_ms":{},"retention_ms":{},"flags":{},"max_record_bytes":{},"next_shard_index":{},"shards":[{}]}})",
+      R"({{"name":{},"created_ms":{},"retention_ms":{},"flags":{},"max_record_bytes":{},"next_shard_index":{},"shards":[{}],"scaling":{},"events":[{}]}})",
       JsonQuote(m.name), m.created_ms, m.retention_ms, m.flags, m.max_record_bytes,
-      m.next_shard_index, shards));
+      m.next_shard_index, shards, scaling, events));
 }
 
 Result<StreamMeta> DecodeStreamMeta(std::string_view text) {
@@ -91,9 +102,41 @@ Result<StreamMeta> DecodeStreamMeta(std::string_view text) {
     s.start = *st;
     s.end = *en;
     s.state = state == "open" ? proto::kOpen : proto::kClosed;
+    if (e["created_ms"].get(s.created_ms)) s.created_ms = 0;  // optional (older metas)
+    if (e["closed_ms"].get(s.closed_ms)) s.closed_ms = 0;
     m.shards.push_back(s);
   }
+  simdjson::dom::object sc;
+  if (!doc["scaling"].get(sc)) {
+    ScalingPolicy& p = m.scaling;
+    bool on = false;
+    int64_t v;
+    if (!sc["on_demand"].get(on)) p.on_demand = on;
+    if (!sc["min_shards"].get(v)) p.min_shards = uint32_t(v);
+    if (!sc["max_shards"].get(v)) p.max_shards = uint32_t(v);
+    if (!sc["split_bytes_per_s"].get(v)) p.split_bytes_per_s = uint64_t(v);
+    if (!sc["split_records_per_s"].get(v)) p.split_records_per_s = uint64_t(v);
+    if (!sc["merge_pct"].get(v)) p.merge_pct = uint32_t(v);
+    if (!sc["hot_ms"].get(v)) p.hot_ms = v;
+    if (!sc["cold_ms"].get(v)) p.cold_ms = v;
+  }
+  simdjson::dom::array events;
+  if (!doc["events"].get(events))
+    for (auto e : events) {
+      ReshardEvent ev;
+      std::string_view t;
+      if (e["time_ms"].get(ev.time_ms) || e["text"].get(t)) return Status::Corruption("stream.meta: bad event");
+      ev.text = std::string(t);
+      m.events.push_back(std::move(ev));
+    }
   return m;
+}
+
+void EvenRange(uint32_t i, uint32_t n, u128* start, u128* end) {
+  // floor(2^128 / n) keys each, the last shard takes the rest.
+  u128 width = (kU128Max / n) + ((kU128Max % n) == n - 1 ? 1 : 0);
+  *start = width * i;
+  *end = i + 1 == n ? kU128Max : width * (i + 1) - 1;
 }
 
 void RateMeter::Add(uint64_t bytes, uint64_t records, int64_t now_ms) {
@@ -192,11 +235,26 @@ Result<std::shared_ptr<Stream>> Store::LoadStream(const std::string& name) {
   s->dir = StreamsDir() + "/" + name;
   SK_ASSIGN_OR_RETURN(std::string text, io::ReadSmallFile(*io_, s->dir + "/stream.meta", kMaxMetaBytes));
   SK_ASSIGN_OR_RETURN(s->meta, DecodeStreamMeta(text));
+  std::set<std::string> known;
   for (const ShardMeta& m : s->meta.shards) {
     auto sh = std::make_shared<Shard>();
     sh->meta = m;
+    sh->closed = m.state == proto::kClosed;
     SK_ASSIGN_OR_RETURN(sh->log, OpenShardLog(*s, m));
+    if (sh->closed) sh->log->Seal();
     s->shards[m.index] = sh;
+    known.insert(ShardDirName(m.index));
+  }
+  // Shard directories the topology does not name: children of a reshard that a crash
+  // interrupted before its commit (never written to), or expired shards whose removal
+  // was interrupted.
+  SK_ASSIGN_OR_RETURN(auto entries, io_->ListDir(s->dir));
+  for (const std::string& e : entries) {
+    if (e == "stream.meta.tmp") (void)io_->Remove(s->dir + "/" + e);  // a reshard cut short
+    if (e.rfind("shard-", 0) == 0 && !known.count(e)) {
+      std::fprintf(stderr, "stream-serve: %s: removing %s (not in the topology)\n", name.c_str(), e.c_str());
+      SK_TRY(io_->RemoveDirRecursive(s->dir + "/" + e));
+    }
   }
   return s;
 }
@@ -231,15 +289,15 @@ Result<std::shared_ptr<Stream>> Store::Create(const std::string& name, uint32_t 
   s->meta.retention_ms = retention_ms;
   s->meta.flags = flags;
   s->meta.max_record_bytes = max_record_bytes;
-  // Even split of 0 .. 2^128-1: floor(2^128 / n) keys each, the last takes the rest.
-  u128 width = (kU128Max / shards) + ((kU128Max % shards) == shards - 1 ? 1 : 0);
+  // Even split of 0 .. 2^128-1.
   for (uint32_t i = 0; i < shards; i++) {
     ShardMeta m;
     m.index = i;
-    m.start = width * i;
-    m.end = i + 1 == shards ? kU128Max : width * (i + 1) - 1;
+    m.created_ms = s->meta.created_ms;
+    EvenRange(i, shards, &m.start, &m.end);
     s->meta.shards.push_back(m);
   }
+  if (flags & proto::kFlagOnDemand) s->meta.scaling.on_demand = true;
   s->meta.next_shard_index = shards;
   // Build in a temporary directory, then rename into place: a crash leaves either no
   // stream or a whole one.
@@ -315,6 +373,7 @@ int Store::ApplyRetention() {
       auto r = sh->log->ApplyRetention();
       if (r.ok()) removed += r->segments_removed;
     }
+    RemoveExpiredShards(*s);
   }
   return removed;
 }
@@ -341,8 +400,14 @@ proto::StreamInfo Store::Describe(Stream& s) {
     si.bytes = sh->log->size_bytes();
     sh->writes.Rate(now, &si.write_bytes_per_s, &si.write_records_per_s);
     si.last_arrival_ms = sh->log->last_append_ms();
+    si.created_ms = sh->meta.created_ms;
+    si.closed_ms = sh->meta.closed_ms;
     info.shards.push_back(si);
   }
+  const ScalingPolicy& p = s.meta.scaling;
+  info.scaling = proto::ScalingInfo{uint8_t(p.on_demand), p.min_shards, p.max_shards, p.split_bytes_per_s,
+                                    p.split_records_per_s, p.merge_pct, p.hot_ms, p.cold_ms};
+  for (const ReshardEvent& e : s.meta.events) info.events.push_back({e.time_ms, e.text});
   return info;
 }
 
@@ -388,27 +453,46 @@ Status Store::SaveGroupLocked(Stream& s, const GroupState& g) {
   return io::WriteFileAtomic(*io_, s.dir + "/groups/" + g.name + ".ckpt", text.data(), text.size());
 }
 
-bool Store::ShardFinishedLocked(Stream& s, GroupState& g, uint32_t shard) {
-  auto it = s.shards.find(shard);
-  if (it == s.shards.end()) return true;  // expired: nothing left to read
-  if (it->second->meta.state == proto::kOpen) return false;
-  auto ck = g.checkpoints.find(shard);
-  uint64_t end = it->second->log->end_offset();
-  return end == it->second->log->start_offset() ||
-         (ck != g.checkpoints.end() && ck->second >= end);
+std::map<uint32_t, bool> Store::FinishedLocked(Stream& s, GroupState& g) {
+  // A shard is finished when it is closed, read to its end (or empty), and its
+  // parents are finished: an empty shard closed by the same reshard that made it must
+  // not let its children start before its own parents end. Children always have
+  // larger indexes than their parents, so one pass in index order settles it.
+  std::map<uint32_t, bool> done;
+  for (auto& [i, sh] : s.shards) {
+    bool f = sh->meta.state != proto::kOpen;
+    for (int32_t p : {sh->meta.parent, sh->meta.adjacent_parent})
+      if (f && p >= 0) {
+        auto it = done.find(uint32_t(p));
+        if (it != done.end() && !it->second) f = false;  // missing: expired, nothing left
+      }
+    if (f) {
+      auto ck = g.checkpoints.find(i);
+      uint64_t end = sh->log->end_offset();
+      f = end == sh->log->start_offset() || (ck != g.checkpoints.end() && ck->second >= end);
+    }
+    done[i] = f;
+  }
+  return done;
 }
 
-void Store::RebalanceLocked(Stream& s, GroupState& g) {
+std::vector<uint32_t> Store::EligibleLocked(Stream& s, GroupState& g) {
   // Eligible: not finished, and every parent finished (parents are read to their end
   // before any child starts, so each key's records stay in order).
   std::vector<uint32_t> eligible;
+  auto done = FinishedLocked(s, g);
   for (auto& [i, sh] : s.shards) {
-    if (ShardFinishedLocked(s, g, i)) continue;
+    if (done[i]) continue;
     bool parents_done = true;
     for (int32_t p : {sh->meta.parent, sh->meta.adjacent_parent})
-      if (p >= 0 && !ShardFinishedLocked(s, g, uint32_t(p))) parents_done = false;
+      if (p >= 0 && done.count(uint32_t(p)) && !done[uint32_t(p)]) parents_done = false;
     if (parents_done) eligible.push_back(i);
   }
+  return eligible;
+}
+
+void Store::RebalanceLocked(Stream& s, GroupState& g) {
+  std::vector<uint32_t> eligible = EligibleLocked(s, g);
   std::set<uint32_t> want(eligible.begin(), eligible.end());
   size_t m = g.members.size();
   if (m == 0) return;
@@ -480,10 +564,8 @@ Result<std::vector<proto::GroupAssignment>> Store::GroupHeartbeat(Stream& s, con
   if (!changed && !g->members.empty()) {
     std::set<uint32_t> assigned;
     for (auto& [id, mem] : g->members) assigned.insert(mem.shards.begin(), mem.shards.end());
-    for (uint32_t sh : assigned)
-      if (ShardFinishedLocked(s, *g, sh)) changed = true;
-    for (auto& [i, sh] : s.shards)
-      if (!assigned.count(i) && !ShardFinishedLocked(s, *g, i)) changed = true;
+    auto eligible = EligibleLocked(s, *g);
+    changed = assigned != std::set<uint32_t>(eligible.begin(), eligible.end());
   }
   if (changed) RebalanceLocked(s, *g);
   *generation = g->generation;
@@ -568,6 +650,406 @@ Status Store::GroupReset(Stream& s, const std::string& group, const std::string&
   g->checkpoints = ck;
   g->generation++;
   return SaveGroupLocked(s, *g);
+}
+
+
+// ---- resharding ----------------------------------------------------------------------
+
+namespace {
+
+std::string HashText(u128 v) { return U128ToString(v); }
+
+ShardMeta* FindMeta(StreamMeta& m, uint32_t index) {
+  for (ShardMeta& s : m.shards)
+    if (s.index == index) return &s;
+  return nullptr;
+}
+
+size_t OpenCount(const StreamMeta& m) {
+  size_t n = 0;
+  for (const ShardMeta& s : m.shards) n += s.state == proto::kOpen;
+  return n;
+}
+
+// Applies one op to `m` (validated first); returns a sentence for the event log.
+Result<std::string> ApplyOp(StreamMeta& m, ReshardOp& op, int64_t now) {
+  auto open_shard = [&](uint32_t index) -> Result<ShardMeta*> {
+    ShardMeta* s = FindMeta(m, index);
+    if (s == nullptr)
+      return Status::NotFound(fmt::format("stream '{}' has no {}", m.name, proto::ShardIdName(index)));
+    if (s->state != proto::kOpen)
+      return Status::InvalidArgument(fmt::format("{} is closed (already split or merged); only open shards can be resharded",
+                                                 proto::ShardIdName(index)));
+    return s;
+  };
+  if (op.kind == ReshardOp::kSplit) {
+    SK_ASSIGN_OR_RETURN(ShardMeta * p, open_shard(op.shard));
+    if (p->start == p->end)
+      return Status::InvalidArgument(fmt::format("{} covers a single hash key and cannot be split",
+                                                 proto::ShardIdName(op.shard)));
+    if (op.at == 0) op.at = p->start + (p->end - p->start) / 2 + 1;  // the middle
+    if (op.at <= p->start || op.at > p->end)
+      return Status::InvalidArgument(fmt::format(
+          "--at {} is outside {}'s range: it must be in {}..{} (the first hash key of the second child)",
+          HashText(op.at), proto::ShardIdName(op.shard), HashText(p->start + 1), HashText(p->end)));
+    if (OpenCount(m) + 1 > kMaxShards)
+      return Status::InvalidArgument(fmt::format("a stream has at most {} open shards", kMaxShards));
+    ShardMeta a, b;
+    a.index = m.next_shard_index++;
+    b.index = m.next_shard_index++;
+    a.parent = b.parent = int32_t(op.shard);
+    a.start = p->start;
+    a.end = op.at - 1;
+    b.start = op.at;
+    b.end = p->end;
+    a.created_ms = b.created_ms = now;
+    p->state = proto::kClosed;
+    p->closed_ms = now;
+    op.child1 = a.index;
+    op.child2 = int32_t(b.index);
+    std::string text = fmt::format("split {} at {} into {} and {}", proto::ShardIdName(op.shard), HashText(op.at),
+                                   proto::ShardIdName(a.index), proto::ShardIdName(b.index));
+    m.shards.push_back(a);
+    m.shards.push_back(b);
+    return text;
+  }
+  if (op.kind == ReshardOp::kMerge) {
+    if (op.shard == op.adjacent)
+      return Status::InvalidArgument(fmt::format("cannot merge {} with itself", proto::ShardIdName(op.shard)));
+    SK_ASSIGN_OR_RETURN(ShardMeta * p, open_shard(op.shard));
+    SK_ASSIGN_OR_RETURN(ShardMeta * q, open_shard(op.adjacent));
+    bool adjacent = (p->end != kU128Max && p->end + 1 == q->start) || (q->end != kU128Max && q->end + 1 == p->start);
+    if (!adjacent)
+      return Status::InvalidArgument(fmt::format(
+          "{} ({}..{}) and {} ({}..{}) are not adjacent: only shards whose hash key ranges touch can be merged",
+          proto::ShardIdName(op.shard), HashText(p->start), HashText(p->end), proto::ShardIdName(op.adjacent),
+          HashText(q->start), HashText(q->end)));
+    ShardMeta c;
+    c.index = m.next_shard_index++;
+    c.parent = int32_t(op.shard);
+    c.adjacent_parent = int32_t(op.adjacent);
+    c.start = std::min(p->start, q->start);
+    c.end = std::max(p->end, q->end);
+    c.created_ms = now;
+    p->state = q->state = proto::kClosed;
+    p->closed_ms = q->closed_ms = now;
+    op.child1 = c.index;
+    op.child2 = -1;
+    std::string text = fmt::format("merged {} and {} into {}", proto::ShardIdName(op.shard),
+                                   proto::ShardIdName(op.adjacent), proto::ShardIdName(c.index));
+    m.shards.push_back(c);
+    return text;
+  }
+  return Status::InvalidArgument("unknown reshard operation");
+}
+
+}  // namespace
+
+Status Store::Reshard(Stream& s, std::vector<ReshardOp>* ops, bool dry_run, const std::string& why,
+                      std::vector<std::shared_ptr<Shard>>* closed) {
+  std::lock_guard<std::mutex> lk(s.mu);
+  return ReshardLocked(s, ops, dry_run, why, closed);
+}
+
+Status Store::ReshardLocked(Stream& s, std::vector<ReshardOp>* ops, bool dry_run, const std::string& why,
+                            std::vector<std::shared_ptr<Shard>>* closed) {
+  if (s.deleted) return Status::NotFound(fmt::format("stream '{}' does not exist", s.meta.name));
+  if (ops->empty()) return Status::OK();
+  // Apply to a copy: any invalid op leaves the topology as it was.
+  StreamMeta next = s.meta;
+  int64_t now = NowMs();
+  std::vector<std::string> texts;
+  for (ReshardOp& op : *ops) {
+    SK_ASSIGN_OR_RETURN(std::string t, ApplyOp(next, op, now));
+    texts.push_back(std::move(t));
+  }
+  if (dry_run) return Status::OK();
+  for (const std::string& t : texts) {
+    next.events.push_back({now, why.empty() ? t : fmt::format("{} ({})", t, why)});
+  }
+  if (next.events.size() > StreamMeta::kMaxEvents)
+    next.events.erase(next.events.begin(), next.events.end() - StreamMeta::kMaxEvents);
+
+  // Seal the shards that close: appends in flight finish first, later ones are
+  // refused. Then make the parents' data durable, so a closed shard's end is final.
+  std::vector<std::shared_ptr<Shard>> parents;
+  for (const ShardMeta& m : next.shards)
+    if (m.state == proto::kClosed) {
+      auto it = s.shards.find(m.index);
+      if (it != s.shards.end() && it->second->meta.state == proto::kOpen) parents.push_back(it->second);
+    }
+  auto unseal = [&] {
+    for (auto& p : parents) p->log->Seal(false);
+  };
+  for (auto& p : parents) p->log->Seal();
+  for (auto& p : parents) {
+    Status st = p->log->Sync();
+    if (!st.ok()) {
+      unseal();
+      return st;
+    }
+  }
+
+  // The children's (empty) logs, then the commit point: stream.meta replaced
+  // atomically. A crash before the rename leaves the old topology (the new shard
+  // directories are removed at the next start); after it, the new one.
+  std::vector<std::shared_ptr<Shard>> children;
+  auto undo = [&] {
+    unseal();
+    for (auto& c : children) {
+      (void)c->log->Close();
+      (void)io_->RemoveDirRecursive(s.dir + "/" + ShardDirName(c->meta.index));
+    }
+  };
+  for (const ShardMeta& m : next.shards) {
+    if (s.shards.count(m.index)) continue;
+    auto sh = std::make_shared<Shard>();
+    sh->meta = m;
+    sh->closed = m.state == proto::kClosed;
+    auto lg = OpenShardLog(s, m);
+    if (!lg.ok()) {
+      undo();
+      return lg.status();
+    }
+    sh->log = std::move(*lg);
+    if (sh->closed) sh->log->Seal();  // closed by a later op of the same request
+    children.push_back(sh);
+  }
+  if (Status st = io_->SyncDir(s.dir); !st.ok()) {
+    undo();
+    return st;
+  }
+  CrashPoint("reshard-children-created");
+  std::string text = EncodeStreamMeta(next);
+  std::string path = s.dir + "/stream.meta", tmp = path + ".tmp";
+  Status st = [&]() -> Status {
+    {
+      SK_ASSIGN_OR_RETURN(auto f, io_->Open(tmp, io::OpenMode::kCreateTrunc));
+      SK_TRY(f->WriteAt(text.data(), text.size(), 0));
+      SK_TRY(f->DataSync());
+    }
+    CrashPoint("reshard-meta-written");
+    return io_->Rename(tmp, path);
+  }();
+  if (!st.ok()) {
+    undo();
+    return st;
+  }
+  CrashPoint("reshard-meta-renamed");
+  st = io_->SyncDir(s.dir);
+  CrashPoint("reshard-committed");
+  // The new stream.meta is in place (a later fsync of the directory, at the next
+  // change, makes the rename durable): the new topology is the one served.
+  if (!st.ok())
+    std::fprintf(stderr, "stream-serve: %s: fsync of the stream directory failed after a reshard: %s\n",
+                 s.meta.name.c_str(), st.ToString().c_str());
+
+  // In memory: parents closed (their logs stay sealed), children added.
+  for (auto& p : parents) {
+    ShardMeta* m = FindMeta(next, p->meta.index);
+    p->meta = *m;
+    p->closed = true;
+    p->hot_since_ms = p->cold_since_ms = 0;
+  }
+  for (auto& c : children) s.shards[c->meta.index] = c;
+  s.meta = std::move(next);
+  if (closed) *closed = parents;
+  return Status::OK();
+}
+
+Result<std::vector<ReshardOp>> Store::PlanScale(Stream& s, uint32_t target) {
+  if (target < 1 || target > kMaxShards)
+    return Status::InvalidArgument(fmt::format("target shard count {} out of range 1-{}", target, kMaxShards));
+  std::lock_guard<std::mutex> lk(s.mu);
+  struct Cur {
+    uint32_t index;
+    u128 start, end;
+  };
+  std::vector<Cur> cur;
+  for (const ShardMeta& m : s.meta.shards)
+    if (m.state == proto::kOpen) cur.push_back({m.index, m.start, m.end});
+  std::sort(cur.begin(), cur.end(), [](const Cur& a, const Cur& b) { return a.start < b.start; });
+  uint32_t next = s.meta.next_shard_index;
+  std::vector<ReshardOp> ops;
+  // 1. Split wherever a target boundary falls inside a shard.
+  for (uint32_t i = 1; i < target; i++) {
+    u128 b, e;
+    EvenRange(i, target, &b, &e);
+    for (size_t k = 0; k < cur.size(); k++) {
+      if (!(cur[k].start < b && b <= cur[k].end)) continue;
+      ReshardOp op;
+      op.kind = ReshardOp::kSplit;
+      op.shard = cur[k].index;
+      op.at = b;
+      ops.push_back(op);
+      Cur lo{next, cur[k].start, b - 1}, hi{next + 1, b, cur[k].end};
+      next += 2;
+      cur[k] = lo;
+      cur.insert(cur.begin() + long(k) + 1, hi);
+      break;
+    }
+  }
+  // 2. Merge, left to right, the shards inside each target range into one. After the
+  // splits every shard lies inside exactly one target range.
+  u128 s0, e0;
+  EvenRange(0, target, &s0, &e0);
+  auto target_of = [&](u128 key) -> uint32_t {
+    if (target == 1) return 0;
+    u128 t = key / (e0 + 1);
+    return t >= target ? target - 1 : uint32_t(t);
+  };
+  std::vector<Cur> out;
+  for (const Cur& c : cur) {
+    if (!out.empty() && target_of(out.back().start) == target_of(c.start)) {
+      ReshardOp op;
+      op.kind = ReshardOp::kMerge;
+      op.shard = out.back().index;
+      op.adjacent = c.index;
+      ops.push_back(op);
+      out.back() = Cur{next++, out.back().start, c.end};
+      continue;
+    }
+    out.push_back(c);
+  }
+  return ops;
+}
+
+Status Store::SetScaling(Stream& s, const ScalingPolicy& p) {
+  if (p.on_demand) {
+    if (p.min_shards < 1 || p.max_shards > kMaxShards || p.min_shards > p.max_shards)
+      return Status::InvalidArgument(fmt::format("--min {} and --max {} must satisfy 1 <= min <= max <= {}",
+                                                 p.min_shards, p.max_shards, kMaxShards));
+    if (p.split_bytes_per_s == 0 || p.split_records_per_s == 0)
+      return Status::InvalidArgument("split thresholds must be positive");
+    if (p.merge_pct > 100) return Status::InvalidArgument("--merge-below must be 0-100 (percent)");
+  }
+  std::lock_guard<std::mutex> lk(s.mu);
+  StreamMeta next = s.meta;
+  next.scaling = p;
+  if (p.on_demand) next.flags |= proto::kFlagOnDemand;
+  else next.flags &= uint8_t(~proto::kFlagOnDemand);
+  next.events.push_back({NowMs(), p.on_demand ? fmt::format("on-demand scaling on: {}-{} shards, split above {} B/s or "
+                                                            "{} records/s for {} ms, merge below {}% for {} ms",
+                                                            p.min_shards, p.max_shards, p.split_bytes_per_s,
+                                                            p.split_records_per_s, p.hot_ms, p.merge_pct, p.cold_ms)
+                                              : std::string("on-demand scaling off (manual)")});
+  if (next.events.size() > StreamMeta::kMaxEvents)
+    next.events.erase(next.events.begin(), next.events.end() - StreamMeta::kMaxEvents);
+  std::string text = EncodeStreamMeta(next);
+  SK_TRY(io::WriteFileAtomic(*io_, s.dir + "/stream.meta", text.data(), text.size()));
+  s.meta = std::move(next);
+  for (auto& [i, sh] : s.shards) sh->hot_since_ms = sh->cold_since_ms = 0;
+  return Status::OK();
+}
+
+std::vector<std::string> Store::AutoScale(std::vector<std::shared_ptr<Shard>>* closed) {
+  std::vector<std::string> log;
+  int64_t now = NowMs();
+  for (auto& sp : List()) {
+    Stream& s = *sp;
+    std::lock_guard<std::mutex> lk(s.mu);
+    const ScalingPolicy p = s.meta.scaling;
+    if (!p.on_demand || s.deleted) continue;
+    struct Open {
+      std::shared_ptr<Shard> sh;
+      uint64_t bps, rps;
+    };
+    std::vector<Open> open;
+    for (auto& [i, sh] : s.shards)
+      if (sh->meta.state == proto::kOpen) {
+        Open o{sh, 0, 0};
+        sh->writes.Rate(now, &o.bps, &o.rps);
+        open.push_back(o);
+      }
+    std::sort(open.begin(), open.end(), [](const Open& a, const Open& b) { return a.sh->meta.start < b.sh->meta.start; });
+    std::vector<ReshardOp> ops;
+    std::string why;
+    size_t count = open.size();
+    // Hot shards: split in the middle once they have stayed hot for hot_ms.
+    for (Open& o : open) {
+      bool hot = o.bps > p.split_bytes_per_s || o.rps > p.split_records_per_s;
+      if (!hot) {
+        o.sh->hot_since_ms = 0;
+        continue;
+      }
+      if (o.sh->hot_since_ms == 0) o.sh->hot_since_ms = now;
+      if (now - o.sh->hot_since_ms >= p.hot_ms && count < p.max_shards && o.sh->meta.start < o.sh->meta.end) {
+        ReshardOp op;
+        op.kind = ReshardOp::kSplit;
+        op.shard = o.sh->meta.index;
+        ops.push_back(op);
+        count++;
+        why = fmt::format("auto: {} wrote {} B/s, {} records/s for {} s; capacity {} B/s, {} records/s",
+                          proto::ShardIdName(o.sh->meta.index), o.bps, o.rps, (now - o.sh->hot_since_ms) / 1000,
+                          p.split_bytes_per_s, p.split_records_per_s);
+        break;  // one change at a time; the next tick looks again
+      }
+    }
+    // Cold neighbours: merge a pair whose combined rate stayed under merge_pct of one
+    // shard's capacity for cold_ms.
+    if (ops.empty()) {
+      for (size_t k = 0; k + 1 < open.size(); k++) {
+        Open &a = open[k], &b = open[k + 1];
+        bool cold = (a.bps + b.bps) * 100 < p.split_bytes_per_s * p.merge_pct &&
+                    (a.rps + b.rps) * 100 < p.split_records_per_s * p.merge_pct &&
+                    now - a.sh->meta.created_ms >= p.cold_ms && now - b.sh->meta.created_ms >= p.cold_ms;
+        if (!cold) {
+          a.sh->cold_since_ms = 0;
+          continue;
+        }
+        if (a.sh->cold_since_ms == 0) a.sh->cold_since_ms = now;
+        if (now - a.sh->cold_since_ms >= p.cold_ms && count > p.min_shards) {
+          ReshardOp op;
+          op.kind = ReshardOp::kMerge;
+          op.shard = a.sh->meta.index;
+          op.adjacent = b.sh->meta.index;
+          ops.push_back(op);
+          why = fmt::format("auto: {} and {} wrote {} B/s, {} records/s together for {} s; below {}% of capacity",
+                            proto::ShardIdName(a.sh->meta.index), proto::ShardIdName(b.sh->meta.index),
+                            a.bps + b.bps, a.rps + b.rps, (now - a.sh->cold_since_ms) / 1000, p.merge_pct);
+          break;
+        }
+        k++;  // b is spoken for this tick
+      }
+    }
+    if (ops.empty()) continue;
+    std::vector<std::shared_ptr<Shard>> c;
+    Status st = ReshardLocked(s, &ops, false, why, &c);
+    if (st.ok()) {
+      log.push_back(fmt::format("{}: {}", s.meta.name, s.meta.events.back().text));
+      closed->insert(closed->end(), c.begin(), c.end());
+    } else {
+      log.push_back(fmt::format("{}: on-demand reshard failed: {}", s.meta.name, st.ToString()));
+    }
+  }
+  return log;
+}
+
+void Store::RemoveExpiredShards(Stream& s) {
+  // A closed shard whose records have all expired is gone, as in Kinesis: it leaves
+  // the topology (its children no longer wait for it) and its directory is removed.
+  std::lock_guard<std::mutex> lk(s.mu);
+  if (s.deleted) return;
+  int64_t now = NowMs();
+  std::vector<uint32_t> gone;
+  for (auto& [i, sh] : s.shards)
+    if (sh->meta.state == proto::kClosed && sh->log->start_offset() == sh->log->end_offset() &&
+        now - sh->meta.closed_ms >= s.meta.retention_ms)
+      gone.push_back(i);
+  if (gone.empty()) return;
+  StreamMeta next = s.meta;
+  std::erase_if(next.shards, [&](const ShardMeta& m) {
+    return std::find(gone.begin(), gone.end(), m.index) != gone.end();
+  });
+  std::string text = EncodeStreamMeta(next);
+  if (!io::WriteFileAtomic(*io_, s.dir + "/stream.meta", text.data(), text.size()).ok()) return;
+  s.meta = std::move(next);
+  for (uint32_t i : gone) {
+    auto sh = s.shards[i];
+    s.shards.erase(i);
+    (void)sh->log->Close();
+    (void)io_->RemoveDirRecursive(s.dir + "/" + ShardDirName(i));
+  }
 }
 
 }  // namespace streamkit::server

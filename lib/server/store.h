@@ -12,6 +12,7 @@
 // and groups are guarded by Stream::mu; each shard's log is thread-safe itself.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -31,6 +32,28 @@ struct ShardMeta {
   u128 start = 0;
   u128 end = 0;
   uint8_t state = proto::kOpen;
+  int64_t created_ms = 0;
+  int64_t closed_ms = 0;
+};
+
+// On-demand scaling (stream-reshard NAME auto): the server splits a shard that stays
+// above the split thresholds for `hot_ms` and merges two adjacent shards whose
+// combined rate stays under `merge_pct` percent of them for `cold_ms`.
+struct ScalingPolicy {
+  bool on_demand = false;
+  uint32_t min_shards = 1;
+  uint32_t max_shards = 64;
+  uint64_t split_bytes_per_s = 1u << 20;
+  uint64_t split_records_per_s = 1000;
+  uint32_t merge_pct = 25;
+  int64_t hot_ms = 30'000;
+  int64_t cold_ms = 300'000;
+};
+
+// One topology change, as shown by stream-ctl describe and stream-reshard status.
+struct ReshardEvent {
+  int64_t time_ms = 0;
+  std::string text;
 };
 
 struct StreamMeta {
@@ -41,8 +64,13 @@ struct StreamMeta {
   uint32_t max_record_bytes = 1u << 20;
   uint32_t next_shard_index = 0;
   std::vector<ShardMeta> shards;
+  ScalingPolicy scaling;
+  std::vector<ReshardEvent> events;  // the most recent last, at most kMaxEvents
+  static constexpr size_t kMaxEvents = 32;
 };
 std::string EncodeStreamMeta(const StreamMeta& m);
+// Shard i of n with even ranges over 0 .. 2^128-1.
+void EvenRange(uint32_t i, uint32_t n, u128* start, u128* end);
 Result<StreamMeta> DecodeStreamMeta(std::string_view text);
 
 // Recent rate over a sliding window of one-second buckets.
@@ -74,8 +102,14 @@ class TokenBucket {
 };
 
 struct Shard {
-  ShardMeta meta;
+  ShardMeta meta;  // guarded by Stream::mu
   std::unique_ptr<log::Log> log;
+  // Closed by a reshard: the log is sealed first (appends refused under the log's own
+  // lock, so nothing lands after the close), then the new topology is committed,
+  // then `closed` is set (fetches then report the shard's end).
+  std::atomic<bool> closed{false};
+  // On-demand scaling: since when this shard has been hot / cold (0: it is not).
+  int64_t hot_since_ms = 0, cold_since_ms = 0;
   RateMeter writes;
   TokenBucket in_bytes{1024 * 1024}, in_records{1000}, out_bytes{2 * 1024 * 1024};
 };
@@ -109,6 +143,19 @@ struct Stream {
   }
 };
 
+// One split or merge. A request carries a list of them, applied in order and
+// committed together (one stream.meta write): all or nothing.
+struct ReshardOp {
+  enum Kind : uint8_t { kSplit = 1, kMerge = 2 };
+  Kind kind = kSplit;
+  uint32_t shard = 0;           // split: the shard; merge: the parent
+  uint32_t adjacent = 0;        // merge: the adjacent parent
+  u128 at = 0;                  // split: the first hash key of the second child
+  // Filled in by the store: the children made.
+  uint32_t child1 = 0;
+  int32_t child2 = -1;
+};
+
 struct StoreOptions {
   std::string data_dir;
   log::Durability durability;
@@ -135,6 +182,19 @@ class Store {
 
   proto::StreamInfo Describe(Stream& s);
 
+  // Resharding. Applies `ops` in order (later ops may name children of earlier ones)
+  // and commits them atomically; with `dry_run` only validates and fills in the
+  // children. Errors leave the topology unchanged. `closed` receives the shards that
+  // closed (the server wakes their followers).
+  Status Reshard(Stream& s, std::vector<ReshardOp>* ops, bool dry_run, const std::string& why,
+                 std::vector<std::shared_ptr<Shard>>* closed);
+  // The splits and merges that take the open shards to `target` shards with even
+  // ranges (UpdateShardCount, uniform scaling).
+  Result<std::vector<ReshardOp>> PlanScale(Stream& s, uint32_t target);
+  Status SetScaling(Stream& s, const ScalingPolicy& p);
+  // On-demand scaling, called about once a second: returns what it did (for the log).
+  std::vector<std::string> AutoScale(std::vector<std::shared_ptr<Shard>>* closed);
+
   // Consumer groups. Heartbeat joins or refreshes `member` and returns its shards
   // with their checkpoints; `leaving` removes it.
   Result<std::vector<proto::GroupAssignment>> GroupHeartbeat(Stream& s, const std::string& group,
@@ -156,7 +216,11 @@ class Store {
   GroupState* LoadGroupLocked(Stream& s, const std::string& group, bool create);
   Status SaveGroupLocked(Stream& s, const GroupState& g);
   void RebalanceLocked(Stream& s, GroupState& g);
-  bool ShardFinishedLocked(Stream& s, GroupState& g, uint32_t shard);
+  std::map<uint32_t, bool> FinishedLocked(Stream& s, GroupState& g);
+  std::vector<uint32_t> EligibleLocked(Stream& s, GroupState& g);
+  Status ReshardLocked(Stream& s, std::vector<ReshardOp>* ops, bool dry_run, const std::string& why,
+                       std::vector<std::shared_ptr<Shard>>* closed);
+  void RemoveExpiredShards(Stream& s);
   std::string StreamsDir() const { return opts_.data_dir + "/streams"; }
 
   std::shared_ptr<io::Io> io_;
