@@ -42,6 +42,8 @@ stream-ctl create live --shards 2
 N=60000
 stream-tail live -f --group g --member only >"$T/group.out" 2>"$T/group.err" &
 TAILPID=$!
+stream-tail live -f -n +1 >"$T/plain.out" 2>"$T/plain.err" &
+PLAINPID=$!
 (
   for c in $(seq 0 199); do
     awk -v c="$c" 'BEGIN { for (j = 0; j < 300; j++) { i = c * 300 + j; printf("{\"user\":{\"id\":\"u%d\"},\"i\":%d}\n", i % 1000, i) } }'
@@ -81,8 +83,11 @@ wait "$PUTPID" || rc=$?
 grep -q "map refreshes" "$T/put.err" || fail "stream-put -v summary missing"
 expect_eq "$(topo live | grep -c CLOSED)" 30 "closed shards after 10 splits and 10 merges"
 for _ in $(seq 300); do [ "$(wc -l <"$T/group.out")" -ge $N ] && break; sleep 0.1; done
+for _ in $(seq 100); do [ "$(wc -l <"$T/plain.out")" -ge $N ] && break; sleep 0.1; done
 sleep 0.5
-kill -TERM "$TAILPID"; wait "$TAILPID" 2>/dev/null || true
+kill -TERM "$TAILPID" "$PLAINPID"; wait "$TAILPID" "$PLAINPID" 2>/dev/null || true
+expect_eq "$(wc -l <"$T/plain.out")" "$N" "records a plain stream-tail -f received across the reshards"
+check_key_order "$T/plain.out" || fail "a key's records out of order at stream-tail -f"
 expect_eq "$(wc -l <"$T/group.out")" "$N" "records the group consumer received"
 expect_eq "$(sort "$T/group.out" | uniq -d | wc -l)" 0 "duplicates at the group consumer"
 check_key_order "$T/group.out" || fail "a key's records out of order at the group consumer"
