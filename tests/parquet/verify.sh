@@ -13,39 +13,14 @@ set -euo pipefail
 
 GEN=${1:?usage: verify.sh PATH/TO/parquet_gen}
 here=$(cd "$(dirname "$0")" && pwd)
-DUCKDB_VERSION=${STREAMKIT_DUCKDB_VERSION:-1.5.6-r.1}
-CACHE=${STREAMKIT_NPM_CACHE:-${HOME:-/tmp}/.cache/streamkit-npm}
-
 skip() {
   echo "parquet.verify: SKIPPED: $*" >&2
   exit 77
 }
 
 [ -x "$GEN" ] || { echo "parquet.verify: $GEN is not an executable" >&2; exit 1; }
-command -v node >/dev/null || skip "node is not installed (Debian: apt-get install nodejs npm)"
-command -v npm >/dev/null || skip "npm is not installed (Debian: apt-get install npm)"
-
-mod="$CACHE/node_modules/@duckdb/node-api"
-installed() {
-  node -e 'process.exit(require(process.argv[1] + "/package.json").version === process.argv[2] ? 0 : 1)' \
-    "$mod" "$DUCKDB_VERSION" 2>/dev/null
-}
-if ! installed; then
-  mkdir -p "$CACHE" || skip "cannot create the npm cache directory $CACHE"
-  # One installer at a time (parallel ctest runs share the cache).
-  exec 9>"$CACHE/.lock"
-  command -v flock >/dev/null && flock 9
-  if ! installed; then
-    echo "parquet.verify: installing @duckdb/node-api@$DUCKDB_VERSION into $CACHE" >&2
-    if ! timeout 600 npm install --prefix "$CACHE" --no-audit --no-fund --loglevel=error \
-        "@duckdb/node-api@$DUCKDB_VERSION" >"$CACHE/npm-install.log" 2>&1; then
-      tail -n 20 "$CACHE/npm-install.log" >&2 || true
-      skip "npm could not install @duckdb/node-api@$DUCKDB_VERSION (is the npm registry reachable?)"
-    fi
-  fi
-  exec 9>&-
-  installed || skip "@duckdb/node-api@$DUCKDB_VERSION is not in $CACHE after npm install"
-fi
+source "$here/duckdb_env.sh"
+mod=$(duckdb_module) || skip "$mod"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/streamkit-parquet.XXXXXX")
 trap '[ -n "${STREAMKIT_KEEP:-}" ] || rm -rf "$T"' EXIT

@@ -1,0 +1,966 @@
+// stream-firehose: buffered delivery of a stream into files (Amazon Data Firehose).
+//
+// A consumer-group member: each shard it owns is read in order into a buffer; a
+// buffer is delivered when it reaches --buffer-size or --buffer-interval (or the
+// shard ends, or --once reaches the end). Delivering a buffer of offsets [a, b]:
+//   1. record the intent (a, b) in DIR/.streamkit/firehose/GROUP/STREAM/SHARD.pending,
+//   2. transform (--transform), partition (--partition-key), convert (ndjson/parquet),
+//      compress, and write each file atomically (temp file, fsync, rename, dir fsync)
+//      under a name made of the shard and [a, b] — the same name after any restart,
+//   3. run --exec for each file, 4. commit the checkpoint b+1, 5. drop the intent.
+// A restart after a crash finds the intent and redoes exactly [a, b], rewriting the
+// same files: every record ends up in the delivered files exactly once.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <simdjson.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "client/input.h"
+#include "common/config.h"
+#include "firehose/firehose.h"
+#include "io/io.h"
+#include "log/batch.h"
+#include "parquet/parquet_writer.h"
+#include "proto/protocol.h"
+#include "tool_common.h"
+#include "util/crash_point.h"
+#include "util/crc32c.h"
+
+using namespace streamkit;
+using namespace streamkit::firehose;
+using proto::Err;
+using proto::Type;
+using proto::Writer;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const char* kTool = "stream-firehose";
+constexpr int kHeartbeatMs = 1000;
+constexpr uint32_t kFetchBytes = 4u << 20;
+
+volatile sig_atomic_t g_stop = 0;
+void OnSignal(int) { g_stop = 1; }
+
+struct Options {
+  std::string stream, to, group, member, prefix, error_prefix = "errors/!{firehose:error-output-type}/";
+  std::string buffer_size = "5MiB", buffer_interval = "300s", format = "ndjson", schema, compress = "none";
+  std::string transform, transform_data = "base64", transform_missing = "fail", transform_timeout = "60s";
+  int transform_retries = 3;
+  std::vector<std::string> partition_keys;
+  std::string exec, retry_duration = "300s", from = "trim-horizon";
+  bool once = false, no_newline = false, verbose = false;
+  int dry_run = -1;
+  client::ConnectOptions conn;
+  bool no_autostart = false;
+};
+
+struct Rec {
+  uint64_t offset;
+  int64_t arrival_ms;
+  std::string key, data;
+};
+
+struct ShardBuf {
+  uint64_t committed = 0;  // buffer starts here
+  uint64_t next = 0;       // next offset to fetch
+  std::vector<Rec> recs;
+  size_t bytes = 0;
+  Clock::time_point first_at{};
+  bool ended = false;                 // closed and read to its end
+  std::optional<uint64_t> replay_to;  // a pending intent: deliver exactly up to here
+  uint64_t end_seen = 0;              // the shard's end at the last fetch (lag)
+  bool caught_up = false;             // --once: a fetch returned nothing new
+};
+
+// One output file being assembled.
+struct OutFile {
+  std::string rel;  // path under --to
+  std::string body;                                  // ndjson (uncompressed)
+  std::unique_ptr<parquet::Writer> pq;
+  size_t records = 0;
+};
+
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
+}
+
+uint64_t Fnv(std::string_view s, uint64_t h = 1469598103934665603ULL) {
+  for (char c : s) h = (h ^ uint8_t(c)) * 1099511628211ULL;
+  return h;
+}
+
+class Firehose {
+ public:
+  Firehose(Options o, std::unique_ptr<client::Client> c) : o_(std::move(o)), c_(std::move(c)) {}
+  int Run();
+
+ private:
+  Status Setup();
+  Status Heartbeat();
+  Status FetchShard(uint32_t shard, ShardBuf& b, bool* got);
+  bool Due(const ShardBuf& b) const;
+  Status Deliver(uint32_t shard, ShardBuf& b);
+  Status Commit(uint32_t shard, uint64_t offset);
+  Status Transform(uint32_t shard, std::vector<Rec>& recs, std::vector<std::pair<Rec, std::string>>* failed);
+  Status WriteFileAtomic(const std::string& rel, const std::string& bytes);
+  Status RunExec(const std::string& rel);
+  std::string StateDir() const;
+  std::string PendingPath(uint32_t shard) const;
+  void Progress(bool final);
+  int DryRun();
+  Result<bool> StaleMembers();
+
+  Options o_;
+  std::unique_ptr<client::Client> c_;
+  std::optional<Prefix> prefix_, error_prefix_;
+  std::vector<std::pair<std::string, client::KeyExtractor>> keys_;
+  std::optional<parquet::Schema> schema_;
+  Compression compression_ = Compression::kNone;
+  parquet::Codec pq_codec_ = parquet::Codec::kSnappy;
+  size_t buffer_bytes_ = 5u << 20;
+  int64_t interval_ms_ = 300'000, transform_timeout_ms_ = 60'000, retry_ms_ = 300'000;
+  std::map<uint32_t, ShardBuf> shards_;
+  Clock::time_point last_heartbeat_{};
+  uint64_t tmp_counter_ = 0;
+  // Counters for -v / the progress line.
+  uint64_t delivered_records_ = 0, files_ = 0, error_records_ = 0;
+  Clock::time_point started_ = Clock::now(), last_progress_{};
+  int64_t started_ms_ = NowMs();
+  bool progress_ = false;
+};
+
+std::string Firehose::StateDir() const {
+  return fmt::format("{}/.streamkit/firehose/{}/{}", o_.to, o_.group, o_.stream);
+}
+std::string Firehose::PendingPath(uint32_t shard) const {
+  return fmt::format("{}/{}.pending", StateDir(), proto::ShardIdName(shard));
+}
+
+Status MkdirsSynced(const std::string& root, const std::string& rel_dir) {
+  // Creates root/rel_dir step by step; each directory made is made durable by an
+  // fsync of its parent.
+  std::string cur = root;
+  size_t i = 0;
+  while (i < rel_dir.size()) {
+    size_t j = rel_dir.find('/', i);
+    if (j == std::string::npos) j = rel_dir.size();
+    std::string next = cur + "/" + rel_dir.substr(i, j - i);
+    if (::mkdir(next.c_str(), 0755) == 0) {
+      int fd = ::open(cur.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd >= 0) {
+        ::fsync(fd);
+        ::close(fd);
+      }
+    } else if (errno != EEXIST) {
+      return Status::FromErrno(errno, fmt::format("mkdir {}", next));
+    }
+    cur = next;
+    i = j + 1;
+  }
+  return Status::OK();
+}
+
+Status WriteAll(int fd, const std::string& bytes, const std::string& path) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno(errno, fmt::format("write {}", path));
+    done += size_t(n);
+  }
+  return Status::OK();
+}
+
+Status Firehose::WriteFileAtomic(const std::string& rel, const std::string& bytes) {
+  // Temp files live in DIR/.streamkit/tmp (same file system, outside the data tree),
+  // named by pid so that a restart can remove a dead process's leftovers.
+  std::string tmp = fmt::format("{}/.streamkit/tmp/{}-{}", o_.to, ::getpid(), tmp_counter_++);
+  size_t slash = rel.rfind('/');
+  if (slash != std::string::npos) SK_TRY(MkdirsSynced(o_.to, rel.substr(0, slash)));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::FromErrno(errno, fmt::format("create {}", tmp));
+  Status st = WriteAll(fd, bytes, tmp);
+  if (st.ok() && ::fdatasync(fd) != 0) st = Status::FromErrno(errno, fmt::format("fsync {}", tmp));
+  ::close(fd);
+  std::string dst = o_.to + "/" + rel;
+  if (st.ok() && ::rename(tmp.c_str(), dst.c_str()) != 0) st = Status::FromErrno(errno, fmt::format("rename to {}", dst));
+  if (!st.ok()) {
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  std::string dir = slash == std::string::npos ? o_.to : o_.to + "/" + rel.substr(0, slash);
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return Status::OK();
+}
+
+Status Firehose::Setup() {
+  auto bs = ParseSize(o_.buffer_size);
+  if (!bs.ok() || *bs < (1u << 20) || *bs > (128u << 20))
+    return Status::InvalidArgument("--buffer-size must be 1MiB to 128MiB");
+  buffer_bytes_ = *bs;
+  auto bi = ParseDurationMs(o_.buffer_interval, 1000);
+  if (!bi.ok() || *bi < 0 || *bi > 900'000) return Status::InvalidArgument("--buffer-interval must be 0s to 900s");
+  interval_ms_ = *bi;
+  auto tt = ParseDurationMs(o_.transform_timeout, 1000);
+  if (!tt.ok() || *tt <= 0) return Status::InvalidArgument("--transform-timeout must be a positive duration");
+  transform_timeout_ms_ = *tt;
+  auto rd = ParseDurationMs(o_.retry_duration, 1000);
+  if (!rd.ok() || *rd < 0) return Status::InvalidArgument("--retry-duration must be a duration like 300s");
+  retry_ms_ = *rd;
+  std::vector<std::string> names;
+  for (const std::string& kv : o_.partition_keys) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return Status::InvalidArgument(fmt::format("--partition-key '{}': use NAME=PATH, e.g. customer=.customer_id", kv));
+    auto ex = client::KeyExtractor::Parse(kv.substr(eq + 1));
+    if (!ex.ok()) return Status::InvalidArgument(fmt::format("--partition-key '{}': {}", kv, ex.status().message()));
+    names.push_back(kv.substr(0, eq));
+    keys_.emplace_back(kv.substr(0, eq), std::move(*ex));
+  }
+  auto p = Prefix::Parse(o_.prefix, names, false);
+  if (!p.ok()) return p.status();
+  prefix_ = std::move(*p);
+  auto ep = Prefix::Parse(o_.error_prefix, names, true);
+  if (!ep.ok()) return ep.status();
+  error_prefix_ = std::move(*ep);
+  if (!keys_.empty() && !prefix_->uses_keys())
+    std::fprintf(stderr, "%s: note: --partition-key given but --prefix uses no !{partitionKeyFromQuery:NAME}\n", kTool);
+  if (o_.format == "parquet") {
+    if (o_.schema.empty()) return Status::InvalidArgument("--format parquet needs --schema FILE (columns like a Glue table)");
+    std::string text;
+    FILE* f = std::fopen(o_.schema.c_str(), "rb");
+    if (!f) return Status::FromErrno(errno, fmt::format("--schema {}", o_.schema));
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    std::fclose(f);
+    auto sc = parquet::ParseSchema(text);
+    if (!sc.ok()) return Status::InvalidArgument(fmt::format("--schema {}: {}", o_.schema, sc.status().message()));
+    schema_ = std::move(*sc);
+    auto codec = parquet::ParseCodec(o_.compress == "none" ? "snappy" : o_.compress);
+    if (o_.compress == "none") codec = parquet::Codec::kNone;
+    if (!codec.ok()) return codec.status();
+    pq_codec_ = *codec;
+  } else if (!o_.schema.empty()) {
+    return Status::InvalidArgument("--schema is for --format parquet");
+  }
+  auto comp = ParseCompression(o_.compress);
+  if (!comp.ok()) return comp.status();
+  compression_ = *comp;
+  if (o_.group.empty()) {
+    std::error_code ec;
+    auto abs = std::filesystem::weakly_canonical(std::filesystem::absolute(o_.to), ec);
+    o_.group = fmt::format("firehose-{:08x}", uint32_t(Fnv(abs.string())));
+  }
+  if (!proto::ValidName(o_.group)) return Status::InvalidArgument(fmt::format("invalid group name '{}'", o_.group));
+  if (o_.member.empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    o_.member = fmt::format("{}-{}", host, ::getpid());
+  }
+  {
+    std::error_code mk;
+    std::filesystem::create_directories(o_.to, mk);
+    if (mk) return Status::IoError(fmt::format("--to {}: {}", o_.to, mk.message()));
+  }
+  SK_TRY(MkdirsSynced(o_.to, ".streamkit/tmp"));
+  SK_TRY(MkdirsSynced(o_.to, fmt::format(".streamkit/firehose/{}/{}", o_.group, o_.stream)));
+  // Leftover temp files of processes that are gone.
+  std::error_code ec;
+  for (auto& e : std::filesystem::directory_iterator(o_.to + "/.streamkit/tmp", ec)) {
+    std::string n = e.path().filename().string();
+    long pid = std::atol(n.c_str());
+    if (pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH) std::filesystem::remove(e.path(), ec);
+  }
+  progress_ = ::isatty(2) && !o_.verbose;
+  return Status::OK();
+}
+
+Status Firehose::Heartbeat() {
+  SK_ASSIGN_OR_RETURN(auto r, c_->Call(Type::kGroupHeartbeat, [&](Writer& w) {
+    w.str(o_.stream).str(o_.group).str(o_.member).u8(0);
+  }));
+  if (!r.ok()) return client::ResponseStatus(r);
+  last_heartbeat_ = Clock::now();
+  auto rd = r.body();
+  uint32_t gen, session, n;
+  if (!(rd.u32(&gen) && rd.u32(&session) && rd.u32(&n))) return Status::Corruption("malformed heartbeat response");
+  std::map<uint32_t, uint64_t> assigned;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t sh;
+    uint64_t ck;
+    if (!(rd.u32(&sh) && rd.u64(&ck))) return Status::Corruption("malformed heartbeat response");
+    assigned[sh] = ck;
+  }
+  // Shards moved to another member: forget what was buffered (nothing of it is
+  // committed; the new owner reads it again and, with the intent file, delivers the
+  // same ranges under the same names).
+  for (auto it = shards_.begin(); it != shards_.end();)
+    it = assigned.count(it->first) ? std::next(it) : shards_.erase(it);
+  std::optional<proto::StreamInfo> desc;
+  for (auto& [sh, ck] : assigned) {
+    if (shards_.count(sh)) continue;
+    ShardBuf b;
+    if (ck == UINT64_MAX) {
+      if (!desc) {
+        SK_ASSIGN_OR_RETURN(desc, client::DescribeStream(*c_, o_.stream));
+      }
+      for (auto& s : desc->shards)
+        if (s.index == sh) ck = o_.from == "latest" ? s.end_offset : s.start_offset;
+      if (ck == UINT64_MAX) ck = 0;
+    }
+    b.committed = b.next = ck;
+    // An intent left by a delivery that a crash cut short: redo exactly that range.
+    auto text = io::ReadSmallFile(*io::PosixIo(), PendingPath(sh), 4096);
+    if (text.ok()) {
+      unsigned long long a = 0, e = 0;
+      if (std::sscanf(text->c_str(), "%llu %llu", &a, &e) == 2 && a == ck && e >= a) b.replay_to = e;
+      else ::unlink(PendingPath(sh).c_str());  // stale: that range was committed
+    }
+    shards_[sh] = std::move(b);
+  }
+  return Status::OK();
+}
+
+Status Firehose::FetchShard(uint32_t shard, ShardBuf& b, bool* got) {
+  *got = false;
+  SK_ASSIGN_OR_RETURN(auto r, c_->Call(Type::kFetch, [&](Writer& w) {
+    w.str(o_.stream).u32(shard).u64(b.next).u32(kFetchBytes).u32(0);
+  }));
+  if (r.err == Err::kOffsetOutOfRange) {
+    // Retention removed records before they were delivered: say so, go on from the oldest.
+    SK_ASSIGN_OR_RETURN(auto desc, client::DescribeStream(*c_, o_.stream));
+    for (auto& s : desc.shards)
+      if (s.index == shard && s.start_offset > b.next) {
+        std::fprintf(stderr, "%s: %s: %llu records expired before they were delivered\n", kTool,
+                     proto::ShardIdName(shard).c_str(), (unsigned long long)(s.start_offset - b.next));
+        if (b.recs.empty()) b.committed = s.start_offset;
+        b.next = s.start_offset;
+      }
+    return Status::OK();
+  }
+  if (r.err == Err::kThrottled || r.err == Err::kInjectedFailure) return Status::OK();
+  if (!r.ok()) return client::ResponseStatus(r);
+  auto rd = r.body();
+  uint64_t next, end, start;
+  uint8_t flags;
+  if (!(rd.u64(&next) && rd.u64(&end) && rd.u64(&start) && rd.u8(&flags)))
+    return Status::Corruption("malformed fetch response");
+  b.end_seen = end;
+  std::string_view bytes = rd.tail();
+  log::RecordCursor rc(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), b.next);
+  log::Record rec;
+  while (!(b.bytes >= buffer_bytes_ && !b.replay_to) && rc.Next(&rec)) {
+    if (b.replay_to && rec.offset > *b.replay_to) break;
+    if (b.recs.empty()) b.first_at = Clock::now();
+    b.recs.push_back(Rec{rec.offset, rec.arrival_ms, std::string(rec.key), std::string(rec.data)});
+    b.bytes += rec.data.size() + 1;
+    b.next = rec.offset + 1;
+    *got = true;
+  }
+  SK_TRY(rc.status());
+  if (!*got && next > b.next && !b.replay_to && b.bytes < buffer_bytes_) b.next = next;
+  if ((flags & proto::kFetchShardEnd) && b.next >= end) b.ended = true;
+  b.caught_up = !*got && b.next >= end;
+  return Status::OK();
+}
+
+bool Firehose::Due(const ShardBuf& b) const {
+  if (b.replay_to) return b.next > *b.replay_to || (b.ended && !b.recs.empty());
+  if (b.recs.empty()) return false;
+  if (b.bytes >= buffer_bytes_ || b.ended) return true;
+  if (Clock::now() - b.first_at >= std::chrono::milliseconds(interval_ms_)) return true;
+  return o_.once && b.caught_up;
+}
+
+Status Firehose::Commit(uint32_t shard, uint64_t offset) {
+  SK_ASSIGN_OR_RETURN(auto r, c_->Call(Type::kGroupCommit, [&](Writer& w) {
+    w.str(o_.stream).str(o_.group).str(o_.member).u32(shard).u64(offset);
+  }));
+  if (r.err == Err::kNotAssigned || r.err == Err::kFenced)
+    return Status::Fenced(fmt::format("{} moved to another member", proto::ShardIdName(shard)));
+  if (!r.ok()) return client::ResponseStatus(r);
+  return Status::OK();
+}
+
+// Runs the --transform command once over `recs`: JSON lines in, JSON lines out.
+// Returns per record: result and data. Fails (for a retry) on a crash, a non-zero exit
+// or a timeout.
+struct TransformOut {
+  std::string result, data;
+  bool seen = false;
+};
+
+Status RunTransformOnce(const Options& o, int64_t timeout_ms, const std::vector<Rec>& recs, uint32_t shard,
+                        std::map<std::string, TransformOut>* out) {
+  std::string input;
+  for (const Rec& r : recs) {
+    input += R"({"recordId":)";
+    AppendJsonString(&input, U128ToString(proto::SequenceNumber(shard, r.offset)));
+    input += fmt::format(R"(,"approximateArrivalTimestamp":{},"data":)", r.arrival_ms);
+    if (o.transform_data == "text") AppendJsonString(&input, r.data);
+    else AppendJsonString(&input, Base64Encode(r.data));
+    input += "}\n";
+  }
+  int in_pipe[2], out_pipe[2];
+  if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0)
+    return Status::FromErrno(errno, "pipe");
+  pid_t pid = ::fork();
+  if (pid < 0) return Status::FromErrno(errno, "fork");
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::dup2(in_pipe[0], 0);
+    ::dup2(out_pipe[1], 1);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::execl("/bin/sh", "sh", "-c", o.transform.c_str(), (char*)nullptr);
+    ::_exit(127);
+  }
+  ::close(in_pipe[0]);
+  ::close(out_pipe[1]);
+  int wfd = in_pipe[1], rfd = out_pipe[0];
+  ::fcntl(wfd, F_SETFL, O_NONBLOCK);
+  size_t written = 0;
+  std::string output;
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  bool timed_out = false;
+  if (input.empty()) {
+    ::close(wfd);
+    wfd = -1;
+  }
+  while (rfd >= 0) {
+    pollfd p[2] = {{rfd, POLLIN, 0}, {wfd, POLLOUT, 0}};
+    int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    int n = ::poll(p, wfd >= 0 ? 2 : 1, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (wfd >= 0 && (p[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t k = ::write(wfd, input.data() + written, input.size() - written);
+      if (k > 0) written += size_t(k);
+      if ((k < 0 && errno != EAGAIN) || written == input.size()) {
+        ::close(wfd);
+        wfd = -1;
+      }
+    }
+    if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      char buf[65536];
+      ssize_t k = ::read(rfd, buf, sizeof buf);
+      if (k > 0) output.append(buf, size_t(k));
+      else if (k == 0 || errno != EINTR) {
+        ::close(rfd);
+        rfd = -1;
+      }
+    }
+  }
+  if (wfd >= 0) ::close(wfd);
+  if (rfd >= 0) ::close(rfd);
+  if (timed_out) ::kill(-pid, SIGKILL);
+  int status = 0;
+  if (!timed_out) {
+    // Output closed: give the command the rest of the timeout to exit.
+    while (::waitpid(pid, &status, WNOHANG) == 0) {
+      if (Clock::now() >= deadline) {
+        ::kill(-pid, SIGKILL);
+        timed_out = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+  if (timed_out) {
+    ::waitpid(pid, &status, 0);
+    return Status::IoError(fmt::format("--transform timed out after {} ms", timeout_ms));
+  }
+  if (WIFSIGNALED(status)) return Status::IoError(fmt::format("--transform killed by signal {}", WTERMSIG(status)));
+  if (WEXITSTATUS(status) != 0) return Status::IoError(fmt::format("--transform exited with status {}", WEXITSTATUS(status)));
+  simdjson::dom::parser parser;
+  size_t i = 0;
+  while (i < output.size()) {
+    size_t nl = output.find('\n', i);
+    if (nl == std::string::npos) nl = output.size();
+    std::string_view line(output.data() + i, nl - i);
+    i = nl + 1;
+    simdjson::dom::element doc;
+    std::string_view id, result, data;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    if (parser.parse(line.data(), line.size()).get(doc) || doc["recordId"].get(id)) continue;  // malformed
+    auto it = out->find(std::string(id));
+    if (it == out->end()) continue;  // not one of ours
+    if (doc["result"].get(result)) continue;
+    TransformOut& t = it->second;
+    t.result = std::string(result);
+    t.seen = true;
+    if (!doc["data"].get(data)) t.data = std::string(data);
+  }
+  return Status::OK();
+}
+
+Status Firehose::Transform(uint32_t shard, std::vector<Rec>& recs, std::vector<std::pair<Rec, std::string>>* failed) {
+  if (o_.transform.empty() || recs.empty()) return Status::OK();
+  std::map<std::string, TransformOut> out;
+  Status st;
+  int attempt = 0;
+  for (;; attempt++) {
+    out.clear();
+    for (const Rec& r : recs) out[U128ToString(proto::SequenceNumber(shard, r.offset))] = {};
+    st = RunTransformOnce(o_, transform_timeout_ms_, recs, shard, &out);
+    if (st.ok() || attempt >= o_.transform_retries || g_stop) break;
+    std::fprintf(stderr, "%s: %s; retrying (%d of %d)\n", kTool, st.message().c_str(), attempt + 1, o_.transform_retries);
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(200 << attempt, 5000)));
+  }
+  std::vector<Rec> kept;
+  for (Rec& r : recs) {
+    if (!st.ok()) {
+      failed->push_back({std::move(r), "Lambda.InvocationFailed: " + st.message()});
+      continue;
+    }
+    TransformOut& t = out[U128ToString(proto::SequenceNumber(shard, r.offset))];
+    if (!t.seen) {
+      if (o_.transform_missing == "drop") continue;
+      failed->push_back({std::move(r), "Lambda.MissingRecordId: the transform returned no result for this record"});
+      continue;
+    }
+    if (t.result == "Dropped") continue;
+    if (t.result == "ProcessingFailed") {
+      failed->push_back({std::move(r), "Lambda.ProcessingFailed: the transform failed this record"});
+      continue;
+    }
+    if (t.result != "Ok") {
+      failed->push_back({std::move(r), fmt::format("Lambda.InvalidResult: result '{}' (Ok, Dropped or ProcessingFailed)", t.result)});
+      continue;
+    }
+    if (o_.transform_data == "text") {
+      r.data = t.data;
+    } else {
+      auto d = Base64Decode(t.data);
+      if (!d.ok()) {
+        failed->push_back({std::move(r), "Lambda.InvalidData: data is not base64"});
+        continue;
+      }
+      r.data = std::move(*d);
+    }
+    kept.push_back(std::move(r));
+  }
+  recs = std::move(kept);
+  return Status::OK();
+}
+
+Status Firehose::RunExec(const std::string& rel) {
+  std::string cmd;
+  for (size_t i = 0; i < o_.exec.size(); i++) {
+    if (o_.exec.compare(i, 2, "{}") == 0) {
+      cmd += ShellQuote(rel);
+      i++;
+    } else {
+      cmd += o_.exec[i];
+    }
+  }
+  auto deadline = Clock::now() + std::chrono::milliseconds(retry_ms_);
+  for (int attempt = 0;; attempt++) {
+    pid_t pid = ::fork();
+    if (pid < 0) return Status::FromErrno(errno, "fork");
+    if (pid == 0) {
+      if (::chdir(o_.to.c_str()) != 0) ::_exit(127);
+      ::dup2(2, 1);  // its output is messages, not our data
+      ::signal(SIGPIPE, SIG_DFL);
+      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), (char*)nullptr);
+      ::_exit(127);
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::OK();
+    std::string why = WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status))
+                                        : fmt::format("signal {}", WTERMSIG(status));
+    int backoff = std::min(1000 << std::min(attempt, 5), 30000);
+    if (Clock::now() + std::chrono::milliseconds(backoff) > deadline || g_stop)
+      return Status::IoError(fmt::format("--exec failed for {} ({}); the file is kept and its records are not "
+                                         "checkpointed: the next run delivers and runs --exec again",
+                                         rel, why));
+    std::fprintf(stderr, "%s: --exec for %s failed (%s); retrying in %d ms\n", kTool, rel.c_str(), why.c_str(), backoff);
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
+  }
+}
+
+Status Firehose::Deliver(uint32_t shard, ShardBuf& b) {
+  if (b.recs.empty()) return Status::OK();
+  uint64_t a = b.committed, e = b.recs.back().offset;
+  // 1. The intent, so a restart redoes exactly [a, e].
+  if (!b.replay_to) {
+    std::string text = fmt::format("{} {}\n", a, e);
+    SK_TRY(io::WriteFileAtomic(*io::PosixIo(), PendingPath(shard), text.data(), text.size()));
+    CrashPoint("firehose-intent-written");
+  }
+  std::vector<Rec> recs = std::move(b.recs);
+  std::vector<std::pair<Rec, std::string>> failed;            // processing-failed
+  std::vector<std::pair<Rec, std::string>> part_failed, conv_failed;
+  SK_TRY(Transform(shard, recs, &failed));
+  const std::string sid = proto::ShardIdName(shard);
+  // 2. Partition and convert: one file per evaluated prefix.
+  std::map<std::string, OutFile> files;
+  int64_t first_ms = recs.empty() ? 0 : recs.front().arrival_ms;
+  std::string ext = o_.format == "parquet" ? ".parquet" : std::string(".ndjson") + CompressionExtension(compression_);
+  auto file_name = [&](int64_t ms) {
+    return fmt::format("{}-1-{}-{}-{}-{}{}", o_.stream, FormatTimestamp("yyyy-MM-dd-HH-mm-ss", ms), sid, a, e, ext);
+  };
+  simdjson::dom::parser parser;
+  std::map<std::string, std::string> kv;
+  for (Rec& r : recs) {
+    kv.clear();
+    std::string why;
+    for (auto& [name, ex] : keys_) {
+      auto v = ex.Extract(r.data);
+      if (!v.ok()) {
+        why = fmt::format("DynamicPartitioning.MetadataExtractionFailed: key '{}': {}", name, v.status().message());
+        break;
+      }
+      Status ok = CheckKeyValue(*v);
+      if (!ok.ok()) {
+        why = fmt::format("DynamicPartitioning.UnsafeKeyValue: key '{}': {}", name, ok.message());
+        break;
+      }
+      kv[name] = std::move(*v);
+    }
+    std::string dir;
+    if (why.empty()) {
+      // Time expressions use the oldest record of the file: the first of the buffer
+      // (records are in arrival order within a shard).
+      dir = prefix_->Evaluate({first_ms, &kv, "", Fnv(sid, a)});
+      std::string rel = dir + file_name(first_ms);
+      Status safe = SafeRelativePath(rel);
+      if (!safe.ok()) why = "DynamicPartitioning.UnsafePath: " + safe.message();
+    }
+    if (!why.empty()) {
+      part_failed.push_back({std::move(r), why});
+      continue;
+    }
+    OutFile& f = files[dir];
+    if (f.rel.empty()) f.rel = dir + file_name(first_ms);
+    if (schema_) {
+      if (!f.pq) f.pq = std::make_unique<parquet::Writer>(*schema_, pq_codec_);
+      simdjson::dom::element doc;
+      auto err = parser.parse(r.data).get(doc);
+      Status st = err ? Status::InvalidArgument(fmt::format("invalid JSON: {}", simdjson::error_message(err)))
+                      : f.pq->AppendJson(doc);
+      if (!st.ok()) {
+        conv_failed.push_back({std::move(r), "DataFormatConversion.ParseError: " + st.message()});
+        continue;
+      }
+    } else {
+      f.body += r.data;
+      if (!o_.no_newline && (r.data.empty() || r.data.back() != '\n')) f.body += '\n';
+    }
+    f.records++;
+  }
+  // Error records: Firehose's error object, one per line, under the error prefix.
+  auto error_file = [&](const char* type, std::vector<std::pair<Rec, std::string>>& recs) -> Status {
+    if (recs.empty()) return Status::OK();
+    int64_t ms = recs.front().first.arrival_ms;
+    std::string dir = error_prefix_->Evaluate({ms, nullptr, type, Fnv(type, Fnv(sid, a))});
+    // Error files are NDJSON, compressed like the data files (with Parquet, whose
+    // compression is inside the file, they are plain, as Firehose's are).
+    Compression ec = schema_ ? Compression::kNone : compression_;
+    std::string rel = dir + fmt::format("{}-1-{}-{}-{}-{}.ndjson{}", o_.stream, FormatTimestamp("yyyy-MM-dd-HH-mm-ss", ms),
+                                        sid, a, e, CompressionExtension(ec));
+    SK_TRY(SafeRelativePath(rel));
+    std::string body;
+    int64_t now = NowMs();
+    for (auto& [r, why] : recs) {
+      body += fmt::format(R"({{"attemptsMade":{},"arrivalTimestamp":{},"errorCode":)",
+                          o_.transform.empty() ? 1 : o_.transform_retries + 1, r.arrival_ms);
+      size_t colon = why.find(':');
+      AppendJsonString(&body, why.substr(0, colon));
+      body += R"(,"errorMessage":)";
+      AppendJsonString(&body, colon == std::string::npos ? why : why.substr(colon + 2));
+      body += fmt::format(R"(,"attemptEndingTimestamp":{},"sequenceNumber":"{}","shardId":"{}","partitionKey":)", now,
+                          U128ToString(proto::SequenceNumber(shard, r.offset)), sid);
+      AppendJsonString(&body, r.key);
+      body += R"(,"rawData":)";
+      AppendJsonString(&body, Base64Encode(r.data));
+      body += "}\n";
+    }
+    std::string bytes;
+    SK_TRY(Compress(ec, body, &bytes));
+    SK_TRY(WriteFileAtomic(rel, bytes));
+    error_records_ += recs.size();
+    files_++;
+    if (o_.verbose) std::fprintf(stderr, "%s: %s: %zu %s records\n", kTool, rel.c_str(), recs.size(), type);
+    if (!o_.exec.empty()) SK_TRY(RunExec(rel));
+    return Status::OK();
+  };
+  // 3. Write every file (atomically), running --exec after each.
+  for (auto& [dir, f] : files) {
+    std::string bytes;
+    if (f.pq) {
+      bytes = f.pq->TakeOutput();
+      SK_ASSIGN_OR_RETURN(std::string rest, f.pq->Finish());
+      bytes += rest;
+    } else {
+      SK_TRY(Compress(compression_, f.body, &bytes));
+    }
+    SK_TRY(WriteFileAtomic(f.rel, bytes));
+    CrashPoint("firehose-file-written");
+    files_++;
+    delivered_records_ += f.records;
+    if (o_.verbose)
+      std::fprintf(stderr, "%s: %s: %zu records, %zu bytes\n", kTool, f.rel.c_str(), f.records, bytes.size());
+    if (!o_.exec.empty()) SK_TRY(RunExec(f.rel));
+  }
+  SK_TRY(error_file("processing-failed", failed));
+  SK_TRY(error_file("partitioning-failed", part_failed));
+  SK_TRY(error_file("format-conversion-failed", conv_failed));
+  CrashPoint("firehose-before-commit");
+  // 4. Checkpoint past the range, 5. drop the intent.
+  b.recs.clear();
+  b.bytes = 0;
+  b.committed = e + 1;
+  b.replay_to.reset();
+  SK_TRY(Commit(shard, e + 1));
+  ::unlink(PendingPath(shard).c_str());
+  return Status::OK();
+}
+
+Result<bool> Firehose::StaleMembers() {
+  SK_ASSIGN_OR_RETURN(auto r, c_->CallOk(Type::kGroupList, [&](Writer& w) { w.str(o_.stream); }));
+  auto rd = r.body();
+  uint32_t n = 0;
+  rd.u32(&n);
+  for (uint32_t i = 0; i < n; i++) {
+    proto::GroupInfo g;
+    if (!g.Decode(rd)) return Status::Corruption("malformed groups response");
+    if (g.name != o_.group) continue;
+    for (auto& m : g.members)
+      // Not heard from since we started: maybe a killed process whose session has not
+      // expired yet (a live member heartbeats every second).
+      if (m.member != o_.member && !m.shards.empty() && m.last_heartbeat_ms < started_ms_) return true;
+  }
+  return false;
+}
+
+void Firehose::Progress(bool final) {
+  if (!progress_) return;
+  auto now = Clock::now();
+  if (!final && now - last_progress_ < std::chrono::milliseconds(500)) return;
+  last_progress_ = now;
+  uint64_t behind = 0;
+  for (auto& [i, b] : shards_) behind += b.end_seen > b.next ? b.end_seen - b.next : 0;
+  double secs = std::max(0.001, std::chrono::duration<double>(now - started_).count());
+  std::fprintf(stderr, "\r%s: %llu records behind, %llu delivered (%.0f/s), %llu files, %llu errors   %s", kTool,
+               (unsigned long long)behind, (unsigned long long)delivered_records_, double(delivered_records_) / secs,
+               (unsigned long long)files_, (unsigned long long)error_records_, final ? "\n" : "");
+}
+
+int Firehose::DryRun() {
+  // The paths that the first N records would go to (no transform, nothing written).
+  auto desc = client::DescribeStream(*c_, o_.stream);
+  if (!desc.ok()) return tools::Fail(kTool, desc.status());
+  std::map<std::string, size_t> paths;
+  size_t seen = 0;
+  for (auto& s : desc->shards) {
+    ShardBuf b;
+    b.committed = b.next = s.start_offset;
+    while (seen < size_t(o_.dry_run) && b.next < s.end_offset) {
+      bool got;
+      Status st = FetchShard(s.index, b, &got);
+      if (!st.ok()) return tools::Fail(kTool, st);
+      if (!got) break;
+    }
+    uint64_t a = s.start_offset;
+    std::string sid = proto::ShardIdName(s.index);
+    for (Rec& r : b.recs) {
+      if (seen >= size_t(o_.dry_run)) break;
+      seen++;
+      std::map<std::string, std::string> kv;
+      std::string err;
+      for (auto& [name, ex] : keys_) {
+        auto v = ex.Extract(r.data);
+        Status ok = v.ok() ? CheckKeyValue(*v) : v.status();
+        if (!ok.ok()) {
+          err = "partitioning-failed";
+          break;
+        }
+        kv[name] = *v;
+      }
+      std::string dir = err.empty() ? prefix_->Evaluate({b.recs.front().arrival_ms, &kv, "", Fnv(sid, a)})
+                                    : error_prefix_->Evaluate({b.recs.front().arrival_ms, nullptr, err, 0});
+      paths[dir + fmt::format("{}-1-{}-{}-...", o_.stream,
+                              FormatTimestamp("yyyy-MM-dd-HH-mm-ss", b.recs.front().arrival_ms), sid)]++;
+    }
+  }
+  for (auto& [p, n] : paths) std::printf("%s\t%zu\n", p.c_str(), n);
+  std::fprintf(stderr, "%s: dry run over the first %zu records: %zu paths (nothing written)\n", kTool, seen, paths.size());
+  return 0;
+}
+
+int Firehose::Run() {
+  Status st = Setup();
+  if (!st.ok()) return tools::Fail(kTool, st);
+  if (o_.dry_run >= 0) return DryRun();
+  auto desc = client::DescribeStream(*c_, o_.stream);
+  if (!desc.ok()) return tools::Fail(kTool, desc.status());
+  if (o_.verbose)
+    std::fprintf(stderr, "%s: %s -> %s as member %s of group %s\n", kTool, o_.stream.c_str(), o_.to.c_str(),
+                 o_.member.c_str(), o_.group.c_str());
+  for (;;) {
+    if (g_stop) break;
+    if (Clock::now() - last_heartbeat_ >= std::chrono::milliseconds(kHeartbeatMs)) {
+      st = Heartbeat();
+      if (!st.ok()) break;
+    }
+    bool any = false;
+    for (auto& [shard, b] : shards_) {
+      if (g_stop) break;
+      if (!b.ended && !(b.replay_to && b.next > *b.replay_to)) {
+        // Bounded memory: fetch only while the buffer is under its size.
+        bool got = false;
+        if (b.bytes < buffer_bytes_) {
+          st = FetchShard(shard, b, &got);
+          if (!st.ok()) break;
+        }
+        any |= got;
+      }
+      if (Due(b)) {
+        st = Deliver(shard, b);
+        if (st.is(Status::Code::kFenced)) {
+          st = Status::OK();
+          last_heartbeat_ = {};  // find out what we own now
+          continue;
+        }
+        if (!st.ok()) break;
+      }
+      if (b.ended && b.recs.empty() && b.committed < b.next) {
+        // A closed shard read to its end: checkpoint its end so its children start.
+        st = Commit(shard, b.next);
+        if (!st.ok() && !st.is(Status::Code::kFenced)) break;
+        st = Status::OK();
+        b.committed = b.next;
+      }
+    }
+    if (!st.ok()) break;
+    Progress(false);
+    if (o_.once) {
+      auto settled = [&] {
+        for (auto& [i, b] : shards_)
+          if (!((b.ended || b.caught_up) && b.recs.empty() && !b.replay_to)) return false;
+        return true;
+      };
+      if (!any && settled()) {
+        // Everything owned is delivered; a finished parent may have made children
+        // ours: ask once more before leaving.
+        st = Heartbeat();
+        if (!st.ok()) break;
+        if (!settled()) continue;
+        // Shards still held by a member that stopped heartbeating (killed): wait for
+        // its session to expire, then they are ours to deliver.
+        auto stale = StaleMembers();
+        if (!stale.ok()) {
+          st = stale.status();
+          break;
+        }
+        if (!*stale) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        last_heartbeat_ = {};
+        continue;
+      }
+    }
+    if (!any) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  // Stopping (signal): deliver nothing half-way; buffered records are simply not
+  // committed and are read again next time.
+  Progress(true);
+  (void)c_->Call(Type::kGroupHeartbeat, [&](Writer& w) { w.str(o_.stream).str(o_.group).str(o_.member).u8(1); });
+  if (!st.ok()) return tools::Fail(kTool, st);
+  if (o_.verbose)
+    std::fprintf(stderr, "%s: %llu records delivered in %llu files, %llu error records\n", kTool,
+                 (unsigned long long)delivered_records_, (unsigned long long)files_, (unsigned long long)error_records_);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"stream-firehose: deliver a stream into files, buffered, with transform, partitioning, compression "
+               "and Parquet (Amazon Data Firehose)."};
+  Options o;
+  o.conn.client_name = kTool;
+  app.add_option("STREAM", o.stream, "Stream to read")->required();
+  app.add_option("--to", o.to, "Destination directory (a data lake root; created if missing)")->required();
+  app.add_flag("--once", o.once, "Deliver everything up to the current end, then exit 0 (for cron)");
+  app.add_option("--group", o.group, "Consumer group shared by several firehose processes (default: one per --to)");
+  app.add_option("--member", o.member, "Member id within the group (default HOST-PID)");
+  app.add_option("--from", o.from, "Where a new group starts: trim-horizon (default) or latest")
+      ->check(CLI::IsMember({"trim-horizon", "latest"}));
+  app.add_option("--buffer-size", o.buffer_size, "Deliver a shard's buffer at this size: 1MiB-128MiB (default 5MiB)");
+  app.add_option("--buffer-interval", o.buffer_interval, "... or at this age: 0s-900s (default 300s)");
+  app.add_option("--format", o.format, "ndjson (default) or parquet")->check(CLI::IsMember({"ndjson", "parquet"}));
+  app.add_option("--schema", o.schema, "Parquet columns, a JSON file like a Glue table: {\"columns\":[{\"name\":..,\"type\":..}]}");
+  app.add_option("--compress", o.compress, "none | gzip | zstd | snappy (ndjson: the file; parquet: pages, default snappy)")
+      ->check(CLI::IsMember({"none", "gzip", "zstd", "snappy"}));
+  app.add_flag("--no-newline", o.no_newline, "Concatenate records without adding a newline after each");
+  app.add_option("--prefix", o.prefix, "Path prefix under --to, with !{timestamp:yyyy/MM/dd}, "
+                 "!{partitionKeyFromQuery:NAME}, !{firehose:random-string} (default YYYY/MM/DD/HH/)");
+  app.add_option("--error-prefix", o.error_prefix, "Where failed records go (default errors/!{firehose:error-output-type}/)");
+  app.add_option("--partition-key", o.partition_keys, "NAME=PATH: a partition key from a JSON field (.a.b or /a/b); repeatable");
+  app.add_option("--transform", o.transform, "Command run per buffer: Firehose Lambda records in (JSON lines), results out");
+  app.add_option("--transform-data", o.transform_data, "base64 (default) or text: how data is passed to and from --transform")
+      ->check(CLI::IsMember({"base64", "text"}));
+  app.add_option("--transform-missing", o.transform_missing, "fail (default: processing-failed) or drop: records the transform does not return")
+      ->check(CLI::IsMember({"fail", "drop"}));
+  app.add_option("--transform-timeout", o.transform_timeout, "Kill a transform running longer (default 60s)");
+  app.add_option("--transform-retries", o.transform_retries, "Retries of a failed transform before its records fail (default 3)")
+      ->check(CLI::Range(0, 100));
+  app.add_option("--exec", o.exec, "Run after each delivered file, {} = its path under --to, e.g. 'aws s3 cp {} s3://bucket/{}'");
+  app.add_option("--retry-duration", o.retry_duration, "Retry a failing --exec with backoff this long (default 300s)");
+  auto* dry = app.add_flag("--dry-run{10}", o.dry_run, "Print the paths the first N records (default 10) would be written to; write nothing");
+  app.add_flag("-v,--verbose", o.verbose, "Print each delivered file");
+  tools::AddClientFlags(app, &o.conn, &o.no_autostart);
+  tools::AddVersionFlag(app, kTool);
+  app.footer("Exit status: 0 success; 1 failure; 2 usage; 3 bad input (flags, schema); 4 no such stream.\n\n"
+             "Examples:\n  stream-firehose events --to /data/lake --once\n"
+             "  stream-firehose events --to lake --compress zstd --buffer-interval 60s\n"
+             "  stream-firehose events --to lake --partition-key customer=.customer_id \\\n"
+             "      --prefix 'customer=!{partitionKeyFromQuery:customer}/!{timestamp:yyyy/MM/dd}/'\n"
+             "  stream-firehose events --to lake --format parquet --schema events.schema.json\n"
+             "  stream-firehose events --to lake --transform 'jq -c \"select(.data != null)\"' --exec 'aws s3 cp {} s3://b/{}'");
+  if (int rc = tools::Parse(app, argc, argv, kTool); rc >= 0) return rc;
+  if (dry->count() == 0) o.dry_run = -1;
+  o.conn.autostart = !o.no_autostart;
+  if (!proto::ValidName(o.stream))
+    return tools::FailMsg(kTool, tools::kExitBadInput,
+                          fmt::format("invalid stream name '{}': use 1-128 characters of A-Z a-z 0-9 _ . -", o.stream));
+  tools::IgnoreSigpipe();
+  struct sigaction sa{};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  auto c = client::Client::Connect(o.conn);
+  if (!c.ok()) return tools::Fail(kTool, c.status());
+  Firehose f(std::move(o), std::move(*c));
+  return f.Run();
+}
