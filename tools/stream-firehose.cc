@@ -11,6 +11,7 @@
 // A restart after a crash finds the intent and redoes exactly [a, b], rewriting the
 // same files: every record ends up in the delivered files exactly once.
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -19,8 +20,14 @@
 
 #include <simdjson.h>
 
+#include <atomic>
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -62,22 +69,51 @@ struct Options {
   int transform_retries = 3;
   std::vector<std::string> partition_keys;
   std::string exec, retry_duration = "300s", from = "trim-horizon";
-  bool once = false, no_newline = false, verbose = false;
+  bool once = false, no_newline = false, verbose = false, compress_given = false;
   int dry_run = -1;
   client::ConnectOptions conn;
   bool no_autostart = false;
 };
 
+// A record of a buffer being delivered: views into its Batch (or a transform's output).
 struct Rec {
   uint64_t offset;
   int64_t arrival_ms;
-  std::string key, data;
+  std::string_view key, data;
+};
+
+// Buffered records of one shard, without a string per record: `data` holds each
+// record's data followed by a newline (unless --no-newline or it ends with one), which
+// is already the NDJSON file when nothing transforms or partitions it.
+struct Batch {
+  struct Ref {
+    uint64_t offset;
+    int64_t arrival_ms;
+    size_t key_off, data_off;
+    uint32_t key_len, data_len;
+  };
+  std::string data, keys;
+  std::vector<Ref> refs;
+  bool empty() const { return refs.empty(); }
+  void clear() {
+    data.clear();
+    keys.clear();
+    refs.clear();
+  }
+};
+
+// A buffer handed to the delivery thread: offsets [a, e] of a shard.
+struct Job {
+  uint32_t shard = 0;
+  uint64_t a = 0, e = 0;
+  bool replay = false;  // its intent file exists already
+  Batch buf;
 };
 
 struct ShardBuf {
-  uint64_t committed = 0;  // buffer starts here
+  uint64_t committed = 0;  // buffer starts here (everything before is delivered or handed over)
   uint64_t next = 0;       // next offset to fetch
-  std::vector<Rec> recs;
+  Batch buf;
   size_t bytes = 0;
   Clock::time_point first_at{};
   bool ended = false;                 // closed and read to its end
@@ -115,16 +151,22 @@ class Firehose {
 
  private:
   Status Setup();
+  Status PrepareDirs();
   Status Heartbeat();
   Status FetchShard(uint32_t shard, ShardBuf& b, bool* got);
   bool Due(const ShardBuf& b) const;
-  Status Deliver(uint32_t shard, ShardBuf& b);
-  Status Commit(uint32_t shard, uint64_t offset);
-  Status Transform(uint32_t shard, std::vector<Rec>& recs, std::vector<std::pair<Rec, std::string>>* failed);
+  void Hand(uint32_t shard, ShardBuf& b);
+  Status Deliver(Job& job, client::Client& c);
+  Status Commit(client::Client& c, uint32_t shard, uint64_t offset);
+  Status Transform(uint32_t shard, std::vector<Rec>& recs, std::deque<std::string>* owned,
+                   std::vector<std::pair<Rec, std::string>>* failed, int* attempts);
+  void WorkerLoop(size_t w);
+  void WaitIdle();
   Status WriteFileAtomic(const std::string& rel, const std::string& bytes);
   Status RunExec(const std::string& rel);
   std::string StateDir() const;
   std::string PendingPath(uint32_t shard) const;
+  Status WriteIntent(uint32_t shard, uint64_t a, uint64_t e);
   void Progress(bool final);
   int DryRun();
   Result<bool> StaleMembers();
@@ -139,10 +181,25 @@ class Firehose {
   size_t buffer_bytes_ = 5u << 20;
   int64_t interval_ms_ = 300'000, transform_timeout_ms_ = 60'000, retry_ms_ = 300'000;
   std::map<uint32_t, ShardBuf> shards_;
+  // The delivery thread: buffers are transformed, converted, compressed, written and
+  // checkpointed there (on its own connection) while this thread fetches the next
+  // ones. A shard's buffers are delivered in order (one queue).
+  struct Worker {
+    std::unique_ptr<client::Client> c;
+    std::thread t;
+    std::deque<Job> queue;
+    bool busy = false;
+  };
+  std::vector<Worker> workers_;  // a shard's buffers always go to the same one
+  std::mutex qmu_;
+  std::condition_variable qcv_;
+  bool stop_worker_ = false;
+  Status worker_error_;
+  std::atomic<bool> fenced_{false};
   Clock::time_point last_heartbeat_{};
   uint64_t tmp_counter_ = 0;
   // Counters for -v / the progress line.
-  uint64_t delivered_records_ = 0, files_ = 0, error_records_ = 0;
+  std::atomic<uint64_t> delivered_records_{0}, files_{0}, error_records_{0};
   Clock::time_point started_ = Clock::now(), last_progress_{};
   int64_t started_ms_ = NowMs();
   bool progress_ = false;
@@ -153,6 +210,45 @@ std::string Firehose::StateDir() const {
 }
 std::string Firehose::PendingPath(uint32_t shard) const {
   return fmt::format("{}/{}.pending", StateDir(), proto::ShardIdName(shard));
+}
+
+// The intent file: one line "A E CRC" padded to 64 bytes, rewritten in place (one
+// fdatasync; a sector-sized write): the range of the delivery in progress.
+Status Firehose::WriteIntent(uint32_t shard, uint64_t a, uint64_t e) {
+  std::string body = fmt::format("{} {}", a, e);
+  std::string line = fmt::format("{} {:08x}", body, crc32c::Value(body.data(), body.size()));
+  line.resize(63, ' ');
+  line += '\n';
+  std::string path = PendingPath(shard);
+  bool existed = ::access(path.c_str(), F_OK) == 0;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::FromErrno(errno, fmt::format("open {}", path));
+  Status st;
+  if (::pwrite(fd, line.data(), line.size(), 0) != ssize_t(line.size())) st = Status::FromErrno(errno, fmt::format("write {}", path));
+  if (st.ok() && ::fdatasync(fd) != 0) st = Status::FromErrno(errno, fmt::format("fsync {}", path));
+  ::close(fd);
+  if (st.ok() && !existed) {
+    int dfd = ::open(StateDir().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  }
+  return st;
+}
+
+// Reads an intent: true and the range when the file holds a valid one.
+bool ReadIntent(const std::string& path, uint64_t* a, uint64_t* e) {
+  auto text = io::ReadSmallFile(*io::PosixIo(), path, 4096);
+  if (!text.ok()) return false;
+  unsigned long long x = 0, y = 0;
+  unsigned crc = 0;
+  if (std::sscanf(text->c_str(), "%llu %llu %x", &x, &y, &crc) != 3) return false;
+  std::string body = fmt::format("{} {}", x, y);
+  if (crc32c::Value(body.data(), body.size()) != crc) return false;  // torn: nothing was written after it
+  *a = x;
+  *e = y;
+  return true;
 }
 
 Status MkdirsSynced(const std::string& root, const std::string& rel_dir) {
@@ -252,7 +348,7 @@ Status Firehose::Setup() {
     if (o_.schema.empty()) return Status::InvalidArgument("--format parquet needs --schema FILE (columns like a Glue table)");
     std::string text;
     FILE* f = std::fopen(o_.schema.c_str(), "rb");
-    if (!f) return Status::FromErrno(errno, fmt::format("--schema {}", o_.schema));
+    if (!f) return Status::InvalidArgument(fmt::format("--schema {}: {}", o_.schema, std::strerror(errno)));
     char buf[65536];
     size_t n;
     while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
@@ -260,8 +356,8 @@ Status Firehose::Setup() {
     auto sc = parquet::ParseSchema(text);
     if (!sc.ok()) return Status::InvalidArgument(fmt::format("--schema {}: {}", o_.schema, sc.status().message()));
     schema_ = std::move(*sc);
-    auto codec = parquet::ParseCodec(o_.compress == "none" ? "snappy" : o_.compress);
-    if (o_.compress == "none") codec = parquet::Codec::kNone;
+    // Parquet pages are snappy-compressed unless --compress says otherwise (Firehose's default).
+    auto codec = parquet::ParseCodec(o_.compress_given ? o_.compress : "snappy");
     if (!codec.ok()) return codec.status();
     pq_codec_ = *codec;
   } else if (!o_.schema.empty()) {
@@ -281,6 +377,20 @@ Status Firehose::Setup() {
     ::gethostname(host, sizeof host - 1);
     o_.member = fmt::format("{}-{}", host, ::getpid());
   }
+  // Prefixes that cannot make a safe path whatever the key values are refused now.
+  {
+    std::map<std::string, std::string> kv;
+    for (auto& [name, ex] : keys_) kv[name] = "k";
+    Status ok = SafeRelativePath(prefix_->Evaluate({0, &kv, "", 0}) + "f");
+    if (!ok.ok()) return Status::InvalidArgument(fmt::format("--prefix '{}': {}", o_.prefix, ok.message()));
+    ok = SafeRelativePath(error_prefix_->Evaluate({0, nullptr, "processing-failed", 0}) + "f");
+    if (!ok.ok()) return Status::InvalidArgument(fmt::format("--error-prefix '{}': {}", o_.error_prefix, ok.message()));
+  }
+  progress_ = ::isatty(2) && !o_.verbose;
+  return Status::OK();
+}
+
+Status Firehose::PrepareDirs() {
   {
     std::error_code mk;
     std::filesystem::create_directories(o_.to, mk);
@@ -295,7 +405,6 @@ Status Firehose::Setup() {
     long pid = std::atol(n.c_str());
     if (pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH) std::filesystem::remove(e.path(), ec);
   }
-  progress_ = ::isatty(2) && !o_.verbose;
   return Status::OK();
 }
 
@@ -315,6 +424,12 @@ Status Firehose::Heartbeat() {
     if (!(rd.u32(&sh) && rd.u64(&ck))) return Status::Corruption("malformed heartbeat response");
     assigned[sh] = ck;
   }
+  bool same = assigned.size() == shards_.size();
+  for (auto& [sh, ck] : assigned) same = same && shards_.count(sh);
+  if (same) return Status::OK();
+  // The assignment changed: let the deliveries in flight finish first (a shard that
+  // comes back must start from its real checkpoint).
+  WaitIdle();
   // Shards moved to another member: forget what was buffered (nothing of it is
   // committed; the new owner reads it again and, with the intent file, delivers the
   // same ranges under the same names).
@@ -331,15 +446,15 @@ Status Firehose::Heartbeat() {
       for (auto& s : desc->shards)
         if (s.index == sh) ck = o_.from == "latest" ? s.end_offset : s.start_offset;
       if (ck == UINT64_MAX) ck = 0;
+      // A new group's starting point is checkpointed at once, so that --from latest
+      // means "from when the group was made", not "from each start".
+      Status cs = Commit(*c_, sh, ck);
+      if (!cs.ok() && !cs.is(Status::Code::kFenced)) return cs;
     }
     b.committed = b.next = ck;
     // An intent left by a delivery that a crash cut short: redo exactly that range.
-    auto text = io::ReadSmallFile(*io::PosixIo(), PendingPath(sh), 4096);
-    if (text.ok()) {
-      unsigned long long a = 0, e = 0;
-      if (std::sscanf(text->c_str(), "%llu %llu", &a, &e) == 2 && a == ck && e >= a) b.replay_to = e;
-      else ::unlink(PendingPath(sh).c_str());  // stale: that range was committed
-    }
+    uint64_t a = 0, e = 0;
+    if (ReadIntent(PendingPath(sh), &a, &e) && a == ck && e >= a) b.replay_to = e;  // else: done, or none
     shards_[sh] = std::move(b);
   }
   return Status::OK();
@@ -357,7 +472,7 @@ Status Firehose::FetchShard(uint32_t shard, ShardBuf& b, bool* got) {
       if (s.index == shard && s.start_offset > b.next) {
         std::fprintf(stderr, "%s: %s: %llu records expired before they were delivered\n", kTool,
                      proto::ShardIdName(shard).c_str(), (unsigned long long)(s.start_offset - b.next));
-        if (b.recs.empty()) b.committed = s.start_offset;
+        if (b.buf.empty()) b.committed = s.start_offset;
         b.next = s.start_offset;
       }
     return Status::OK();
@@ -375,8 +490,16 @@ Status Firehose::FetchShard(uint32_t shard, ShardBuf& b, bool* got) {
   log::Record rec;
   while (!(b.bytes >= buffer_bytes_ && !b.replay_to) && rc.Next(&rec)) {
     if (b.replay_to && rec.offset > *b.replay_to) break;
-    if (b.recs.empty()) b.first_at = Clock::now();
-    b.recs.push_back(Rec{rec.offset, rec.arrival_ms, std::string(rec.key), std::string(rec.data)});
+    Batch& bb = b.buf;
+    if (bb.empty()) {
+      b.first_at = Clock::now();
+      bb.data.reserve(std::min<size_t>(buffer_bytes_ + buffer_bytes_ / 8, 16u << 20));
+    }
+    bb.refs.push_back(Batch::Ref{rec.offset, rec.arrival_ms, bb.keys.size(), bb.data.size(), uint32_t(rec.key.size()),
+                                 uint32_t(rec.data.size())});
+    bb.keys.append(rec.key);
+    bb.data.append(rec.data);
+    if (!o_.no_newline && (rec.data.empty() || rec.data.back() != '\n')) bb.data += '\n';
     b.bytes += rec.data.size() + 1;
     b.next = rec.offset + 1;
     *got = true;
@@ -389,15 +512,15 @@ Status Firehose::FetchShard(uint32_t shard, ShardBuf& b, bool* got) {
 }
 
 bool Firehose::Due(const ShardBuf& b) const {
-  if (b.replay_to) return b.next > *b.replay_to || (b.ended && !b.recs.empty());
-  if (b.recs.empty()) return false;
+  if (b.replay_to) return b.next > *b.replay_to || (b.ended && !b.buf.empty());
+  if (b.buf.empty()) return false;
   if (b.bytes >= buffer_bytes_ || b.ended) return true;
   if (Clock::now() - b.first_at >= std::chrono::milliseconds(interval_ms_)) return true;
   return o_.once && b.caught_up;
 }
 
-Status Firehose::Commit(uint32_t shard, uint64_t offset) {
-  SK_ASSIGN_OR_RETURN(auto r, c_->Call(Type::kGroupCommit, [&](Writer& w) {
+Status Firehose::Commit(client::Client& c, uint32_t shard, uint64_t offset) {
+  SK_ASSIGN_OR_RETURN(auto r, c.Call(Type::kGroupCommit, [&](Writer& w) {
     w.str(o_.stream).str(o_.group).str(o_.member).u32(shard).u64(offset);
   }));
   if (r.err == Err::kNotAssigned || r.err == Err::kFenced)
@@ -411,7 +534,7 @@ Status Firehose::Commit(uint32_t shard, uint64_t offset) {
 // or a timeout.
 struct TransformOut {
   std::string result, data;
-  bool seen = false;
+  bool seen = false, has_data = false;
 };
 
 Status RunTransformOnce(const Options& o, int64_t timeout_ms, const std::vector<Rec>& recs, uint32_t shard,
@@ -515,12 +638,16 @@ Status RunTransformOnce(const Options& o, int64_t timeout_ms, const std::vector<
     TransformOut& t = it->second;
     t.result = std::string(result);
     t.seen = true;
-    if (!doc["data"].get(data)) t.data = std::string(data);
+    if (!doc["data"].get(data)) {
+      t.data = std::string(data);
+      t.has_data = true;
+    }
   }
   return Status::OK();
 }
 
-Status Firehose::Transform(uint32_t shard, std::vector<Rec>& recs, std::vector<std::pair<Rec, std::string>>* failed) {
+Status Firehose::Transform(uint32_t shard, std::vector<Rec>& recs, std::deque<std::string>* owned,
+                           std::vector<std::pair<Rec, std::string>>* failed, int* attempts) {
   if (o_.transform.empty() || recs.empty()) return Status::OK();
   std::map<std::string, TransformOut> out;
   Status st;
@@ -529,10 +656,12 @@ Status Firehose::Transform(uint32_t shard, std::vector<Rec>& recs, std::vector<s
     out.clear();
     for (const Rec& r : recs) out[U128ToString(proto::SequenceNumber(shard, r.offset))] = {};
     st = RunTransformOnce(o_, transform_timeout_ms_, recs, shard, &out);
-    if (st.ok() || attempt >= o_.transform_retries || g_stop) break;
+    if (st.ok() || attempt >= o_.transform_retries) break;
+    if (g_stop) return Status::Closed("stopping");  // not delivered, not checkpointed: next run retries
     std::fprintf(stderr, "%s: %s; retrying (%d of %d)\n", kTool, st.message().c_str(), attempt + 1, o_.transform_retries);
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min(200 << attempt, 5000)));
   }
+  *attempts = attempt + 1;
   std::vector<Rec> kept;
   for (Rec& r : recs) {
     if (!st.ok()) {
@@ -550,19 +679,23 @@ Status Firehose::Transform(uint32_t shard, std::vector<Rec>& recs, std::vector<s
       failed->push_back({std::move(r), "Lambda.ProcessingFailed: the transform failed this record"});
       continue;
     }
+    if (t.result == "Ok" && !t.has_data) {
+      failed->push_back({std::move(r), "Lambda.InvalidData: result Ok without data"});
+      continue;
+    }
     if (t.result != "Ok") {
       failed->push_back({std::move(r), fmt::format("Lambda.InvalidResult: result '{}' (Ok, Dropped or ProcessingFailed)", t.result)});
       continue;
     }
     if (o_.transform_data == "text") {
-      r.data = t.data;
+      r.data = owned->emplace_back(std::move(t.data));
     } else {
       auto d = Base64Decode(t.data);
       if (!d.ok()) {
         failed->push_back({std::move(r), "Lambda.InvalidData: data is not base64"});
         continue;
       }
-      r.data = std::move(*d);
+      r.data = owned->emplace_back(std::move(*d));
     }
     kept.push_back(std::move(r));
   }
@@ -607,19 +740,76 @@ Status Firehose::RunExec(const std::string& rel) {
   }
 }
 
-Status Firehose::Deliver(uint32_t shard, ShardBuf& b) {
-  if (b.recs.empty()) return Status::OK();
-  uint64_t a = b.committed, e = b.recs.back().offset;
+void Firehose::Hand(uint32_t shard, ShardBuf& b) {
+  // The buffer goes to the delivery thread; this shard's next buffer starts after it.
+  Job job;
+  job.shard = shard;
+  job.a = b.committed;
+  job.e = b.buf.refs.back().offset;
+  job.replay = b.replay_to.has_value();
+  job.buf = std::move(b.buf);
+  b.buf = Batch{};
+  b.bytes = 0;
+  b.committed = job.e + 1;
+  b.replay_to.reset();
+  Worker& w = workers_[shard % workers_.size()];
+  std::unique_lock<std::mutex> l(qmu_);
+  qcv_.wait(l, [&] { return w.queue.size() < 2 || !worker_error_.ok(); });  // bounded memory
+  w.queue.push_back(std::move(job));
+  qcv_.notify_all();
+}
+
+void Firehose::WorkerLoop(size_t i) {
+  Worker& w = workers_[i];
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> l(qmu_);
+      qcv_.wait(l, [&] { return stop_worker_ || !w.queue.empty(); });
+      if (w.queue.empty()) return;
+      job = std::move(w.queue.front());
+      w.queue.pop_front();
+      w.busy = true;
+    }
+    Status st = g_stop ? Status::OK() : Deliver(job, *w.c);  // stopping: uncommitted, read again next time
+    std::lock_guard<std::mutex> l(qmu_);
+    w.busy = false;
+    if (st.is(Status::Code::kFenced)) fenced_ = true;
+    else if (st.is(Status::Code::kClosed) && g_stop) {}  // interrupted: the next run redoes it
+    else if (!st.ok() && worker_error_.ok()) worker_error_ = st;
+    if (!worker_error_.ok())
+      for (auto& x : workers_) x.queue.clear();
+    qcv_.notify_all();
+  }
+}
+
+void Firehose::WaitIdle() {
+  std::unique_lock<std::mutex> l(qmu_);
+  qcv_.wait(l, [&] {
+    for (auto& w : workers_)
+      if (!w.queue.empty() || w.busy) return false;
+    return true;
+  });
+}
+
+Status Firehose::Deliver(Job& job, client::Client& conn) {
+  const uint32_t shard = job.shard;
+  const uint64_t a = job.a, e = job.e;
   // 1. The intent, so a restart redoes exactly [a, e].
-  if (!b.replay_to) {
-    std::string text = fmt::format("{} {}\n", a, e);
-    SK_TRY(io::WriteFileAtomic(*io::PosixIo(), PendingPath(shard), text.data(), text.size()));
+  if (!job.replay) {
+    SK_TRY(WriteIntent(shard, a, e));
     CrashPoint("firehose-intent-written");
   }
-  std::vector<Rec> recs = std::move(b.recs);
+  std::vector<Rec> recs;
+  recs.reserve(job.buf.refs.size());
+  for (const Batch::Ref& r : job.buf.refs)
+    recs.push_back(Rec{r.offset, r.arrival_ms, std::string_view(job.buf.keys).substr(r.key_off, r.key_len),
+                       std::string_view(job.buf.data).substr(r.data_off, r.data_len)});
+  std::deque<std::string> owned;  // data a transform returned
   std::vector<std::pair<Rec, std::string>> failed;            // processing-failed
   std::vector<std::pair<Rec, std::string>> part_failed, conv_failed;
-  SK_TRY(Transform(shard, recs, &failed));
+  int transform_attempts = 1;
+  SK_TRY(Transform(shard, recs, &owned, &failed, &transform_attempts));
   const std::string sid = proto::ShardIdName(shard);
   // 2. Partition and convert: one file per evaluated prefix.
   std::map<std::string, OutFile> files;
@@ -630,6 +820,20 @@ Status Firehose::Deliver(uint32_t shard, ShardBuf& b) {
   };
   simdjson::dom::parser parser;
   std::map<std::string, std::string> kv;
+  // Nothing transforms, partitions or converts: the buffer is the file.
+  bool whole = o_.transform.empty() && keys_.empty() && !schema_ && !recs.empty();
+  std::string plain_dir;
+  if (keys_.empty() && !recs.empty()) {
+    plain_dir = prefix_->Evaluate({first_ms, &kv, "", Fnv(sid, a)});
+    SK_TRY(SafeRelativePath(plain_dir + file_name(first_ms)));
+  }
+  if (whole) {
+    OutFile& f = files[plain_dir];
+    f.rel = plain_dir + file_name(first_ms);
+    f.records = recs.size();
+    f.body = std::move(job.buf.data);
+    recs.clear();
+  }
   for (Rec& r : recs) {
     kv.clear();
     std::string why;
@@ -646,10 +850,10 @@ Status Firehose::Deliver(uint32_t shard, ShardBuf& b) {
       }
       kv[name] = std::move(*v);
     }
-    std::string dir;
-    if (why.empty()) {
-      // Time expressions use the oldest record of the file: the first of the buffer
-      // (records are in arrival order within a shard).
+    std::string dir = plain_dir;
+    if (why.empty() && !keys_.empty()) {
+      // Time expressions use the oldest record of the buffer (records are in arrival
+      // order within a shard), so every file of one delivery shares one time.
       dir = prefix_->Evaluate({first_ms, &kv, "", Fnv(sid, a)});
       std::string rel = dir + file_name(first_ms);
       Status safe = SafeRelativePath(rel);
@@ -678,7 +882,7 @@ Status Firehose::Deliver(uint32_t shard, ShardBuf& b) {
     f.records++;
   }
   // Error records: Firehose's error object, one per line, under the error prefix.
-  auto error_file = [&](const char* type, std::vector<std::pair<Rec, std::string>>& recs) -> Status {
+  auto error_file = [&](const char* type, std::vector<std::pair<Rec, std::string>>& recs, int attempts) -> Status {
     if (recs.empty()) return Status::OK();
     int64_t ms = recs.front().first.arrival_ms;
     std::string dir = error_prefix_->Evaluate({ms, nullptr, type, Fnv(type, Fnv(sid, a))});
@@ -691,8 +895,7 @@ Status Firehose::Deliver(uint32_t shard, ShardBuf& b) {
     std::string body;
     int64_t now = NowMs();
     for (auto& [r, why] : recs) {
-      body += fmt::format(R"({{"attemptsMade":{},"arrivalTimestamp":{},"errorCode":)",
-                          o_.transform.empty() ? 1 : o_.transform_retries + 1, r.arrival_ms);
+      body += fmt::format(R"({{"attemptsMade":{},"arrivalTimestamp":{},"errorCode":)", attempts, r.arrival_ms);
       size_t colon = why.find(':');
       AppendJsonString(&body, why.substr(0, colon));
       body += R"(,"errorMessage":)";
@@ -731,17 +934,14 @@ Status Firehose::Deliver(uint32_t shard, ShardBuf& b) {
       std::fprintf(stderr, "%s: %s: %zu records, %zu bytes\n", kTool, f.rel.c_str(), f.records, bytes.size());
     if (!o_.exec.empty()) SK_TRY(RunExec(f.rel));
   }
-  SK_TRY(error_file("processing-failed", failed));
-  SK_TRY(error_file("partitioning-failed", part_failed));
-  SK_TRY(error_file("format-conversion-failed", conv_failed));
+  SK_TRY(error_file("processing-failed", failed, transform_attempts));
+  SK_TRY(error_file("partitioning-failed", part_failed, 1));
+  SK_TRY(error_file("format-conversion-failed", conv_failed, 1));
   CrashPoint("firehose-before-commit");
   // 4. Checkpoint past the range, 5. drop the intent.
-  b.recs.clear();
-  b.bytes = 0;
-  b.committed = e + 1;
-  b.replay_to.reset();
-  SK_TRY(Commit(shard, e + 1));
-  ::unlink(PendingPath(shard).c_str());
+  // The intent stays: at a restart a range that starts before the checkpoint is known
+  // to be done (and the next delivery overwrites it).
+  SK_TRY(Commit(conn, shard, e + 1));
   return Status::OK();
 }
 
@@ -792,7 +992,10 @@ int Firehose::DryRun() {
     }
     uint64_t a = s.start_offset;
     std::string sid = proto::ShardIdName(s.index);
-    for (Rec& r : b.recs) {
+    int64_t first_ms = b.buf.empty() ? 0 : b.buf.refs.front().arrival_ms;
+    for (const Batch::Ref& ref : b.buf.refs) {
+      Rec r{ref.offset, ref.arrival_ms, std::string_view(b.buf.keys).substr(ref.key_off, ref.key_len),
+            std::string_view(b.buf.data).substr(ref.data_off, ref.data_len)};
       if (seen >= size_t(o_.dry_run)) break;
       seen++;
       std::map<std::string, std::string> kv;
@@ -806,10 +1009,10 @@ int Firehose::DryRun() {
         }
         kv[name] = *v;
       }
-      std::string dir = err.empty() ? prefix_->Evaluate({b.recs.front().arrival_ms, &kv, "", Fnv(sid, a)})
-                                    : error_prefix_->Evaluate({b.recs.front().arrival_ms, nullptr, err, 0});
+      std::string dir = err.empty() ? prefix_->Evaluate({first_ms, &kv, "", Fnv(sid, a)})
+                                    : error_prefix_->Evaluate({first_ms, nullptr, err, 0});
       paths[dir + fmt::format("{}-1-{}-{}-...", o_.stream,
-                              FormatTimestamp("yyyy-MM-dd-HH-mm-ss", b.recs.front().arrival_ms), sid)]++;
+                              FormatTimestamp("yyyy-MM-dd-HH-mm-ss", first_ms), sid)]++;
     }
   }
   for (auto& [p, n] : paths) std::printf("%s\t%zu\n", p.c_str(), n);
@@ -823,11 +1026,30 @@ int Firehose::Run() {
   if (o_.dry_run >= 0) return DryRun();
   auto desc = client::DescribeStream(*c_, o_.stream);
   if (!desc.ok()) return tools::Fail(kTool, desc.status());
+  st = PrepareDirs();
+  if (!st.ok()) return tools::Fail(kTool, st);
   if (o_.verbose)
     std::fprintf(stderr, "%s: %s -> %s as member %s of group %s\n", kTool, o_.stream.c_str(), o_.to.c_str(),
                  o_.member.c_str(), o_.group.c_str());
+  // Delivery threads (compression is most of the work): as many as there are cores,
+  // 1 to 4, each with its own connection for its checkpoints.
+  workers_.resize(std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4));
+  for (auto& w : workers_) {
+    auto wc = client::Client::Connect(o_.conn);
+    if (!wc.ok()) return tools::Fail(kTool, wc.status());
+    w.c = std::move(*wc);
+  }
+  for (size_t i = 0; i < workers_.size(); i++) workers_[i].t = std::thread([this, i] { WorkerLoop(i); });
   for (;;) {
     if (g_stop) break;
+    {
+      std::lock_guard<std::mutex> l(qmu_);
+      if (!worker_error_.ok()) {
+        st = worker_error_;
+        break;
+      }
+    }
+    if (fenced_.exchange(false)) last_heartbeat_ = {};  // a commit was refused: what do we own now?
     if (Clock::now() - last_heartbeat_ >= std::chrono::milliseconds(kHeartbeatMs)) {
       st = Heartbeat();
       if (!st.ok()) break;
@@ -844,18 +1066,11 @@ int Firehose::Run() {
         }
         any |= got;
       }
-      if (Due(b)) {
-        st = Deliver(shard, b);
-        if (st.is(Status::Code::kFenced)) {
-          st = Status::OK();
-          last_heartbeat_ = {};  // find out what we own now
-          continue;
-        }
-        if (!st.ok()) break;
-      }
-      if (b.ended && b.recs.empty() && b.committed < b.next) {
+      if (Due(b)) Hand(shard, b);
+      if (b.ended && b.buf.empty() && b.committed < b.next) {
         // A closed shard read to its end: checkpoint its end so its children start.
-        st = Commit(shard, b.next);
+        WaitIdle();
+        st = Commit(*c_, shard, b.next);
         if (!st.ok() && !st.is(Status::Code::kFenced)) break;
         st = Status::OK();
         b.committed = b.next;
@@ -866,12 +1081,20 @@ int Firehose::Run() {
     if (o_.once) {
       auto settled = [&] {
         for (auto& [i, b] : shards_)
-          if (!((b.ended || b.caught_up) && b.recs.empty() && !b.replay_to)) return false;
+          if (!((b.ended || b.caught_up) && b.buf.empty() && !b.replay_to)) return false;
         return true;
       };
       if (!any && settled()) {
         // Everything owned is delivered; a finished parent may have made children
         // ours: ask once more before leaving.
+        WaitIdle();
+        {
+          std::lock_guard<std::mutex> l(qmu_);
+          if (!worker_error_.ok()) {
+            st = worker_error_;
+            break;
+          }
+        }
         st = Heartbeat();
         if (!st.ok()) break;
         if (!settled()) continue;
@@ -892,6 +1115,15 @@ int Firehose::Run() {
   }
   // Stopping (signal): deliver nothing half-way; buffered records are simply not
   // committed and are read again next time.
+  {
+    std::lock_guard<std::mutex> l(qmu_);
+    stop_worker_ = true;
+    if (!st.ok() || g_stop)
+      for (auto& w : workers_) w.queue.clear();
+    qcv_.notify_all();
+  }
+  for (auto& w : workers_) w.t.join();
+  if (st.ok() && !worker_error_.ok()) st = worker_error_;
   Progress(true);
   (void)c_->Call(Type::kGroupHeartbeat, [&](Writer& w) { w.str(o_.stream).str(o_.group).str(o_.member).u8(1); });
   if (!st.ok()) return tools::Fail(kTool, st);
@@ -904,6 +1136,11 @@ int Firehose::Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Buffers of many MiB come and go for every delivery: keep freed memory in the heap
+  // for the next one instead of returning it to the kernel and faulting it in again
+  // (page faults cost more than the copying on virtual machines).
+  mallopt(M_MMAP_THRESHOLD, 512 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1024 << 20);
   CLI::App app{"stream-firehose: deliver a stream into files, buffered, with transform, partitioning, compression "
                "and Parquet (Amazon Data Firehose)."};
   Options o;
@@ -919,7 +1156,7 @@ int main(int argc, char** argv) {
   app.add_option("--buffer-interval", o.buffer_interval, "... or at this age: 0s-900s (default 300s)");
   app.add_option("--format", o.format, "ndjson (default) or parquet")->check(CLI::IsMember({"ndjson", "parquet"}));
   app.add_option("--schema", o.schema, "Parquet columns, a JSON file like a Glue table: {\"columns\":[{\"name\":..,\"type\":..}]}");
-  app.add_option("--compress", o.compress, "none | gzip | zstd | snappy (ndjson: the file; parquet: pages, default snappy)")
+  auto* comp_opt = app.add_option("--compress", o.compress, "none | gzip | zstd | snappy (ndjson: the file; parquet: pages, default snappy)")
       ->check(CLI::IsMember({"none", "gzip", "zstd", "snappy"}));
   app.add_flag("--no-newline", o.no_newline, "Concatenate records without adding a newline after each");
   app.add_option("--prefix", o.prefix, "Path prefix under --to, with !{timestamp:yyyy/MM/dd}, "
@@ -946,9 +1183,12 @@ int main(int argc, char** argv) {
              "  stream-firehose events --to lake --partition-key customer=.customer_id \\\n"
              "      --prefix 'customer=!{partitionKeyFromQuery:customer}/!{timestamp:yyyy/MM/dd}/'\n"
              "  stream-firehose events --to lake --format parquet --schema events.schema.json\n"
-             "  stream-firehose events --to lake --transform 'jq -c \"select(.data != null)\"' --exec 'aws s3 cp {} s3://b/{}'");
+             "  stream-firehose events --to lake --transform-data text --transform-missing drop \\\n"
+             "      --transform 'jq -c \"select(.data | fromjson | .level == \\\"error\\\") | {recordId, result: \\\"Ok\\\", data}\"'\n"
+             "  stream-firehose events --to lake --exec 'aws s3 cp {} s3://bucket/{}'");
   if (int rc = tools::Parse(app, argc, argv, kTool); rc >= 0) return rc;
   if (dry->count() == 0) o.dry_run = -1;
+  o.compress_given = comp_opt->count() > 0;
   o.conn.autostart = !o.no_autostart;
   if (!proto::ValidName(o.stream))
     return tools::FailMsg(kTool, tools::kExitBadInput,

@@ -337,6 +337,10 @@ Status Server::Run() {
     if (fds[0].revents & POLLIN) {
       int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
+      // Big fetch answers (MiBs) go out in fewer, larger writes and wake the reader
+      // less often (the kernel caps this at net.core.wmem_max).
+      int sndbuf = 4 << 20;
+      (void)::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
       auto c = std::make_shared<Connection>(fd, this);
       {
         std::lock_guard<std::mutex> g(conns_mu_);
