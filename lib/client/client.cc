@@ -128,6 +128,13 @@ Result<std::unique_ptr<Client>> Client::Connect(const ConnectOptions& opts) {
     w.u16(proto::kProtocolVersion).u16(proto::kProtocolVersion).str(opts.client_name);
   });
   if (!hello.ok()) return hello.status();
+  {
+    auto rd = hello->body();
+    uint16_t version;
+    std::string release;
+    uint32_t max_frame;
+    if (rd.u16(&version) && rd.str(&release) && rd.u32(&max_frame)) (void)rd.str(&c->server_id_);
+  }
   return c;
 }
 

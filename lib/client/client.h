@@ -55,6 +55,8 @@ class Client {
   Result<Response> CallOk(proto::Type type, const Fill& fill);
 
   int fd() const { return fd_; }
+  // The server's identity (from Hello): a random id kept in its data dir.
+  const std::string& server_id() const { return server_id_; }
   bool HasBufferedResponse() const;
   const std::string& socket_path() const { return socket_path_; }
   uint32_t in_flight() const { return in_flight_; }
@@ -65,6 +67,7 @@ class Client {
 
   int fd_;
   std::string socket_path_;
+  std::string server_id_;
   uint32_t next_corr_ = 1;
   uint32_t in_flight_ = 0;
   Bytes rbuf_;

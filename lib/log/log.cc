@@ -108,10 +108,11 @@ Status Log::Load(RecoveryReport* report) {
     }
     segments_[bases[i]] = seg;
   }
-  // A new log starts with an empty segment at offset 0.
+  // A new log starts with an empty segment at offset 0 (or at initial_offset: a
+  // mirror's shard starts where its source's does, so offsets match).
   if (segments_.empty()) {
-    SK_ASSIGN_OR_RETURN(auto seg, Segment::Create(*io_, dir_, 0, opts_.index_interval_bytes));
-    segments_[0] = seg;
+    SK_ASSIGN_OR_RETURN(auto seg, Segment::Create(*io_, dir_, opts_.initial_offset, opts_.index_interval_bytes));
+    segments_[opts_.initial_offset] = seg;
     SK_TRY(io_->SyncDir(dir_));
   }
   active_ = segments_.rbegin()->second;
@@ -178,7 +179,7 @@ Status Log::WriteProducerSnapshotLocked() {
   return Status::OK();
 }
 
-Result<AppendResult> Log::Append(std::span<uint8_t> batch) {
+Result<AppendResult> Log::Append(std::span<uint8_t> batch, bool keep_time) {
   thread_local Bytes scratch;
   BatchHeader h;
   SK_TRY(ValidateBatch(batch, opts_.validate_records ? &opts_.limits : nullptr, &h, &scratch));
@@ -193,9 +194,13 @@ Result<AppendResult> Log::Append(std::span<uint8_t> batch) {
                         orig.append_time_ms, true};
   // Sealed (the shard is being closed by a reshard): refused, the producer goes to
   // the children. A retry of a batch already stored is still answered above.
-  if (sealed_) return Status::OutOfRange(fmt::format("{}: shard is closed", dir_));
+  // keep_time (stream-mirror filling a shard that was already closed on its source)
+  // may still append.
+  if (sealed_ && !keep_time) return Status::OutOfRange(fmt::format("{}: shard is closed", dir_));
 
-  int64_t now = std::max(Now(), last_append_ms_);  // arrival times never go backwards
+  // Arrival times never go backwards. keep_time: the batch brings its arrival time
+  // (a mirror copying another server's records).
+  int64_t now = std::max(keep_time ? int64_t(DecodeFixed64(batch.data() + kAppendTimePos)) : Now(), last_append_ms_);
   if (!active_->empty() &&
       (active_->size() + batch.size() > opts_.segment_bytes ||
        now - active_->first_arrival_ms() >= opts_.segment_ms))

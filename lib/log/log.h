@@ -60,6 +60,7 @@ struct LogOptions {
   // interval policy: run a thread that syncs every interval (a server with many logs
   // turns this off and calls Sync() from one thread of its own).
   bool background_sync = true;
+  uint64_t initial_offset = 0;          // the first offset of a new (empty) log
   // Wall clock in ms since the epoch; tests substitute their own.
   std::function<int64_t()> clock;
 };
@@ -91,7 +92,7 @@ class Log {
   Log& operator=(const Log&) = delete;
 
   // Validates, stamps in place and writes one batch.
-  Result<AppendResult> Append(std::span<uint8_t> batch);
+  Result<AppendResult> Append(std::span<uint8_t> batch, bool keep_time = false);
   // Blocks until offsets below `end` are durable under the policy.
   Status WaitDurable(uint64_t end);
   // fdatasync now; everything appended before the call is durable when it returns OK.

@@ -129,6 +129,7 @@ void StreamInfo::Encode(Writer& w) const {
   scaling.Encode(w);
   w.u32(uint32_t(events.size()));
   for (const auto& e : events) w.i64(e.time_ms).str(e.text);
+  w.str(origin).u32(next_shard_index);
 }
 
 bool StreamInfo::Decode(Reader& r) {
@@ -144,7 +145,7 @@ bool StreamInfo::Decode(Reader& r) {
   events.resize(n);
   for (auto& e : events)
     if (!(r.i64(&e.time_ms) && r.str(&e.text))) return false;
-  return true;
+  return r.str(&origin) && r.u32(&next_shard_index);
 }
 
 void GroupInfo::Encode(Writer& w) const {

@@ -40,6 +40,8 @@ enum class Type : uint16_t {
   kGroupReset = 14,
   kReshard = 15,
   kSetScaling = 16,
+  kCreateMirror = 17,
+  kMirrorProduce = 18,
 };
 
 enum class Err : uint16_t {
@@ -151,6 +153,8 @@ struct StreamInfo {
   std::vector<ShardInfo> shards;
   ScalingInfo scaling;
   std::vector<EventInfo> events;  // recent topology changes, oldest first
+  std::string origin;             // "SERVER_ID:STREAM" when stream-mirror keeps it; else empty
+  uint32_t next_shard_index = 0;  // the index the next new shard gets
   void Encode(Writer& w) const;
   bool Decode(Reader& r);
 };

@@ -272,6 +272,20 @@ Status Server::Start() {
   std::string pid = fmt::format("{}\n", ::getpid());
   if (::ftruncate(lock_fd_, 0) != 0 || ::pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0)
     return Status::FromErrno(errno, fmt::format("write {}", lock_path));
+  // The server's identity (told in Hello): stream-mirror uses it to never mirror a
+  // stream onto itself or back to where it came from.
+  {
+    std::string id_path = opts_.data_dir + "/server.id";
+    auto id = io::ReadSmallFile(*io_, id_path, 256);
+    if (id.ok() && id->size() >= 32) {
+      server_id_ = id->substr(0, 32);
+    } else {
+      std::random_device rd;
+      server_id_ = fmt::format("{:08x}{:08x}{:08x}{:08x}", rd(), rd(), rd(), rd());
+      std::string text = server_id_ + "\n";
+      SK_TRY(io::WriteFileAtomic(*io_, id_path, text.data(), text.size()));
+    }
+  }
 
   StoreOptions so;
   so.data_dir = opts_.data_dir;
@@ -434,7 +448,7 @@ void Server::Handle(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_
                     fmt::format("server speaks protocol {}, client {}-{}", proto::kProtocolVersion, lo, hi));
       c->hello_done = true;
       return reply(Err::kNone, "", [&](Writer& w) {
-        w.u16(proto::kProtocolVersion).str(STREAMKIT_VERSION).u32(proto::kMaxFrameBytes);
+        w.u16(proto::kProtocolVersion).str(STREAMKIT_VERSION).u32(proto::kMaxFrameBytes).str(server_id_);
       });
     }
     case Type::kCreateStream: {
@@ -551,7 +565,26 @@ void Server::Handle(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_
       Log(fmt::format("{}: on-demand scaling {}", name, p.on_demand ? "on" : "off"));
       return reply(Err::kNone, "", [&](Writer& w) { store_->Describe(*s).Encode(w); });
     }
-    case Type::kProduce: return HandleProduce(c, corr, r, frame);
+    case Type::kProduce: return HandleProduce(c, corr, r, frame, false);
+    case Type::kMirrorProduce: return HandleProduce(c, corr, r, frame, true);
+    case Type::kCreateMirror: {
+      server::StreamMeta m;
+      uint32_t n;
+      if (!(r.str(&m.name) && r.str(&m.origin) && r.i64(&m.retention_ms) && r.u32(&m.max_record_bytes) &&
+            r.u32(&m.next_shard_index) && r.u32(&n)) || n > 100000)
+        return bad();
+      for (uint32_t i = 0; i < n; i++) {
+        server::ShardMeta sm;
+        if (!(r.u32(&sm.index) && r.i32(&sm.parent) && r.i32(&sm.adjacent_parent) && r.h128(&sm.start) &&
+              r.h128(&sm.end) && r.u8(&sm.state) && r.u64(&sm.initial_offset)))
+          return bad();
+        m.shards.push_back(sm);
+      }
+      auto s = store_->CreateMirror(std::move(m));
+      if (!s.ok())
+        return fail(s.status().is(Status::Code::kBusy) ? Err::kStreamExists : Err::kInvalidRequest, s.status().message());
+      return reply(Err::kNone, "", [&](Writer& w) { store_->Describe(**s).Encode(w); });
+    }
     case Type::kFetch: return HandleFetch(c, corr, r);
     case Type::kListOffset: {
       std::string name;
@@ -631,10 +664,10 @@ void Server::Handle(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_
   fail(Err::kInvalidRequest, fmt::format("unknown request type {}", type));
 }
 
-void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, Reader& r, Bytes& frame) {
-  auto fail = [&](Err err, std::string_view msg) {
-    c->Send(ErrorFrame(corr, uint16_t(Type::kProduce), err, msg));
-  };
+void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, Reader& r, Bytes& frame,
+                           bool keep_time) {
+  const Type type = keep_time ? Type::kMirrorProduce : Type::kProduce;
+  auto fail = [&](Err err, std::string_view msg) { c->Send(ErrorFrame(corr, uint16_t(type), err, msg)); };
   std::string name;
   uint32_t shard_index;
   if (!(r.str(&name) && r.u32(&shard_index))) return fail(Err::kInvalidRequest, "malformed request");
@@ -646,7 +679,7 @@ void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, 
   if (!shard) return fail(Err::kWrongShard, fmt::format("{} of stream '{}' is unknown", proto::ShardIdName(shard_index), name));
   // A closed shard's log is sealed too (the log refuses appends under its own lock,
   // so none lands after the close); this is the early answer.
-  if (shard->closed.load())
+  if (shard->closed.load() && !keep_time)
     return fail(Err::kWrongShard, fmt::format("{} of stream '{}' is closed (resharded): refresh the shard map",
                                               proto::ShardIdName(shard_index), name));
   if (Inject(opts_.faults.throttle))
@@ -662,14 +695,14 @@ void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, 
   // The batch is stamped in place inside the request frame: no copy, no re-encoding.
   std::span<uint8_t> bytes(frame.data() + (reinterpret_cast<const uint8_t*>(batch.data()) - frame.data()),
                            batch.size());
-  auto res = shard->log->Append(bytes);
+  auto res = shard->log->Append(bytes, keep_time);
   if (!res.ok()) {
     const Status& st = res.status();
     return fail(proto::ErrFromStatus(st), st.message());
   }
   if (!res->duplicate) shard->writes.Add(batch.size(), count, now);
   Bytes out;
-  proto::BeginResponse(&out, corr, Type::kProduce, Err::kNone, "");
+  proto::BeginResponse(&out, corr, type, Err::kNone, "");
   Writer(&out).u64(res->base_offset).u64(res->last_offset).i64(res->append_time_ms).u8(res->duplicate);
   proto::FinishFrame(&out, 0);
   if (opts_.durability.mode == log::Durability::Mode::kAlways) {
@@ -799,7 +832,8 @@ void Server::SyncLoop() {
           p.conn->Send(std::move(p.response));
         } else {
           uint32_t corr = DecodeFixed32(p.response.data() + 4);
-          p.conn->Send(ErrorFrame(corr, uint16_t(Type::kProduce), Err::kStorage, st.message()));
+          uint16_t req = uint16_t(DecodeFixed16(p.response.data() + 8) & ~proto::kResponseBit);
+          p.conn->Send(ErrorFrame(corr, req, Err::kStorage, st.message()));
         }
         if (woken.insert(p.shard.get()).second) WakeWaiters(p.shard);
       }

@@ -76,7 +76,7 @@ class Server {
   };
 
   void HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, proto::Reader& r,
-                     Bytes& frame);
+                     Bytes& frame, bool keep_time);
   void HandleFetch(const std::shared_ptr<Connection>& c, uint32_t corr, proto::Reader& r);
   // Answers a fetch now. Returns false (and sends nothing) when there is no data yet.
   bool AnswerFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Shard& shard,
@@ -97,6 +97,7 @@ class Server {
   int listen_fd_ = -1;
   int wake_pipe_[2] = {-1, -1};
   std::atomic<bool> stopping_{false};
+  std::string server_id_;
 
   std::mutex conns_mu_;
   std::vector<std::shared_ptr<Connection>> conns_;

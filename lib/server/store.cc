@@ -58,15 +58,16 @@ std::string EncodeStreamMeta(const StreamMeta& m) {
       R"({{"on_demand":{},"min_shards":{},"max_shards":{},"split_bytes_per_s":{},"split_records_per_s":{},"merge_pct":{},"hot_ms":{},"cold_ms":{}}})",
       p.on_demand ? "true" : "false", p.min_shards, p.max_shards, p.split_bytes_per_s, p.split_records_per_s,
       p.merge_pct, p.hot_ms, p.cold_ms);
+  std::string origin = m.origin.empty() ? "" : ",\"origin\":" + JsonQuote(m.origin);
   std::string events;
   for (const ReshardEvent& e : m.events) {
     if (!events.empty()) events += ",";
     events += fmt::format(R"({{"time_ms":{},"text":{}}})", e.time_ms, JsonQuote(e.text));
   }
   return WrapChecked(fmt::format(
-      R"({{"name":{},"created_ms":{},"retention_ms":{},"flags":{},"max_record_bytes":{},"next_shard_index":{},"shards":[{}],"scaling":{},"events":[{}]}})",
+      R"({{"name":{},"created_ms":{},"retention_ms":{},"flags":{},"max_record_bytes":{},"next_shard_index":{},"shards":[{}],"scaling":{},"events":[{}]{}}})",
       JsonQuote(m.name), m.created_ms, m.retention_ms, m.flags, m.max_record_bytes,
-      m.next_shard_index, shards, scaling, events));
+      m.next_shard_index, shards, scaling, events, origin));
 }
 
 Result<StreamMeta> DecodeStreamMeta(std::string_view text) {
@@ -120,6 +121,8 @@ Result<StreamMeta> DecodeStreamMeta(std::string_view text) {
     if (!sc["hot_ms"].get(v)) p.hot_ms = v;
     if (!sc["cold_ms"].get(v)) p.cold_ms = v;
   }
+  std::string_view origin;
+  if (!doc["origin"].get(origin)) m.origin = std::string(origin);
   simdjson::dom::array events;
   if (!doc["events"].get(events))
     for (auto e : events) {
@@ -217,6 +220,7 @@ Result<std::unique_ptr<log::Log>> Store::OpenShardLog(const Stream& s, const Sha
   o.retention_ms = s.meta.retention_ms;
   o.segment_bytes = opts_.segment_bytes;
   o.limits.max_record_bytes = s.meta.max_record_bytes;
+  o.initial_offset = m.initial_offset;
   if (!(m.start == 0 && m.end == kU128Max)) {
     o.limits.check_hash_range = true;
     o.limits.hash_start = m.start;
@@ -318,6 +322,65 @@ Result<std::shared_ptr<Stream>> Store::Create(const std::string& name, uint32_t 
   return s;
 }
 
+Result<std::shared_ptr<Stream>> Store::CreateMirror(StreamMeta meta) {
+  const std::string name = meta.name;
+  if (!proto::ValidName(name) || name.rfind(kCreatingPrefix, 0) == 0 || name.rfind(kDeletedPrefix, 0) == 0)
+    return Status::InvalidArgument(fmt::format("invalid stream name '{}'", name));
+  if (meta.shards.empty() || meta.shards.size() > 100000) return Status::InvalidArgument("bad shard list");
+  if (meta.retention_ms < log::kHourMs || meta.retention_ms > 8760 * log::kHourMs)
+    return Status::InvalidArgument("retention out of range 1h-8760h");
+  // The open shards must cover the key space exactly, and indexes be below next.
+  std::vector<std::pair<u128, u128>> open;
+  for (const ShardMeta& m : meta.shards) {
+    if (m.index >= meta.next_shard_index || m.start > m.end) return Status::InvalidArgument("bad shard entry");
+    if (m.state == proto::kOpen) open.push_back({m.start, m.end});
+  }
+  std::sort(open.begin(), open.end());
+  u128 next = 0;
+  for (size_t i = 0; i < open.size(); i++) {
+    if (open[i].first != next) return Status::InvalidArgument("open shards do not cover the hash key space");
+    next = open[i].second + 1;
+    if (open[i].second == kU128Max && i + 1 != open.size()) return Status::InvalidArgument("overlapping shards");
+  }
+  if (open.empty() || open.back().second != kU128Max)
+    return Status::InvalidArgument("open shards do not cover the hash key space");
+  std::lock_guard<std::mutex> g(mu_);
+  if (streams_.count(name)) return Status::Busy(fmt::format("stream '{}' already exists", name));
+  auto s = std::make_shared<Stream>();
+  s->dir = StreamsDir() + "/" + name;
+  meta.created_ms = NowMs();
+  meta.events.clear();
+  s->meta = meta;
+  std::string tmp = fmt::format("{}/{}{}", StreamsDir(), kCreatingPrefix, name);
+  (void)io_->RemoveDirRecursive(tmp);
+  SK_TRY(io_->CreateDirs(tmp));
+  // The shard logs are made inside the temporary directory (at their first offsets),
+  // then the whole stream is renamed into place.
+  {
+    Stream staged;
+    staged.dir = tmp;
+    staged.meta = meta;
+    for (const ShardMeta& m : meta.shards) {
+      SK_ASSIGN_OR_RETURN(auto lg, OpenShardLog(staged, m));
+      SK_TRY(lg->Close());
+    }
+  }
+  std::string text = EncodeStreamMeta(meta);
+  SK_TRY(io::WriteFileAtomic(*io_, tmp + "/stream.meta", text.data(), text.size()));
+  SK_TRY(io_->Rename(tmp, s->dir));
+  SK_TRY(io_->SyncDir(StreamsDir()));
+  for (const ShardMeta& m : meta.shards) {
+    auto sh = std::make_shared<Shard>();
+    sh->meta = m;
+    sh->closed = m.state == proto::kClosed;
+    SK_ASSIGN_OR_RETURN(sh->log, OpenShardLog(*s, m));
+    if (sh->closed) sh->log->Seal();
+    s->shards[m.index] = sh;
+  }
+  streams_[name] = s;
+  return s;
+}
+
 Status Store::Delete(const std::string& name) {
   std::shared_ptr<Stream> s;
   {
@@ -386,6 +449,8 @@ proto::StreamInfo Store::Describe(Stream& s) {
   info.retention_ms = s.meta.retention_ms;
   info.flags = s.meta.flags;
   info.max_record_bytes = s.meta.max_record_bytes;
+  info.origin = s.meta.origin;
+  info.next_shard_index = s.meta.next_shard_index;
   int64_t now = NowMs();
   for (auto& [i, sh] : s.shards) {
     proto::ShardInfo si;

@@ -34,6 +34,7 @@ struct ShardMeta {
   uint8_t state = proto::kOpen;
   int64_t created_ms = 0;
   int64_t closed_ms = 0;
+  uint64_t initial_offset = 0;  // only when the shard is made: where its log starts
 };
 
 // On-demand scaling (stream-reshard NAME auto): the server splits a shard that stays
@@ -65,6 +66,9 @@ struct StreamMeta {
   uint32_t next_shard_index = 0;
   std::vector<ShardMeta> shards;
   ScalingPolicy scaling;
+  // Set on a stream that stream-mirror keeps in step with another: "SERVER_ID:STREAM"
+  // of its source (loop prevention; shown by describe).
+  std::string origin;
   std::vector<ReshardEvent> events;  // the most recent last, at most kMaxEvents
   static constexpr size_t kMaxEvents = 32;
 };
@@ -174,6 +178,9 @@ class Store {
                                          int64_t retention_ms, uint8_t flags,
                                          uint32_t max_record_bytes);
   Status Delete(const std::string& name);
+  // A mirror's target: the source's topology (indexes, ranges, parents, states, next
+  // index) with each shard's log starting at the source shard's first offset.
+  Result<std::shared_ptr<Stream>> CreateMirror(StreamMeta meta);
   std::shared_ptr<Stream> Get(const std::string& name);
   std::vector<std::shared_ptr<Stream>> List();
   Status SetRetention(const std::string& name, int64_t retention_ms);
