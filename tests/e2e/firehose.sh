@@ -222,7 +222,17 @@ cat_lake "$T/kr" | ids >"$T/got"
 expect_eq "$(uniq -d "$T/got" | wc -l)" 0 "duplicates after kill -9"
 cmp -s "$T/got" "$T/want" || fail "records lost after kill -9 ($(wc -l <"$T/got") of $(wc -l <"$T/want"))"
 
-# ---- 8. Bad input ------------------------------------------------------------------------------------
+# ---- 8. --exec: run per file; a failing one keeps the checkpoint, the next run retries ---------
+stream-ctl create ex --shards 2
+gen 400 | stream-put ex --ndjson --key .c
+mkdir -p "$T/up"
+expect_rc 1 stream-firehose ex --to "$T/ex" --once --exec 'false' --retry-duration 1s
+expect_err "--exec failed"
+expect_rc 0 stream-firehose ex --to "$T/ex" --once --exec "mkdir -p $T/up/\$(dirname {}) && cp {} $T/up/{}"
+expect_eq "$(cat_lake "$T/up" | ids | md5sum)" "$(seq 0 399 | md5sum)" "records in the files --exec copied"
+expect_eq "$(cat_lake "$T/ex" | ids | md5sum)" "$(seq 0 399 | md5sum)" "records delivered once despite the failed --exec"
+
+# ---- 9. Bad input ------------------------------------------------------------------------------------
 expect_rc 4 stream-firehose nosuch --to "$T/x" --once
 expect_rc 3 stream-firehose ev --to "$T/x" --once --format parquet
 expect_err "needs --schema"
