@@ -10,13 +10,13 @@
 // once the parents are copied to their end. --sync-groups copies consumer-group
 // checkpoints (sequence numbers are the same on both sides).
 #include <poll.h>
+#include <regex.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <map>
-#include <regex>
 #include <set>
 #include <thread>
 
@@ -124,12 +124,27 @@ Status Tool::Resolve() {
     auto rd = r.body();
     uint32_t n = 0;
     rd.u32(&n);
-    std::optional<std::regex> re;
-    if (!o_.match.empty()) re.emplace(o_.match, std::regex::extended);
+    // POSIX extended regular expressions (regcomp), like grep -E.
+    regex_t re;
+    bool use_re = !o_.match.empty();
+    if (use_re) {
+      int rc = ::regcomp(&re, o_.match.c_str(), REG_EXTENDED | REG_NOSUB);
+      if (rc != 0) {
+        char msg[256];
+        ::regerror(rc, &re, msg, sizeof msg);
+        return Status::InvalidArgument(fmt::format("--match '{}': {}", o_.match, msg));
+      }
+    }
+    struct Free {
+      regex_t* r;
+      ~Free() {
+        if (r) ::regfree(r);
+      }
+    } free_re{use_re ? &re : nullptr};
     for (uint32_t i = 0; i < n; i++) {
       proto::StreamInfo si;
       if (!si.Decode(rd)) return Status::Corruption("malformed list response");
-      if (re && !std::regex_search(si.name, *re)) continue;
+      if (use_re && ::regexec(&re, si.name.c_str(), 0, nullptr, 0) != 0) continue;
       if (std::find(names.begin(), names.end(), si.name) == names.end()) names.push_back(si.name);
     }
   }
