@@ -5,6 +5,8 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <memory>
+
 #include <algorithm>
 #include <chrono>
 
@@ -280,7 +282,9 @@ Status Compress(Compression c, std::string_view in, std::string* out) {
   switch (c) {
     case Compression::kNone: out->append(in); return Status::OK();
     case Compression::kZstd: {
-      thread_local ZSTD_CCtx* cctx = ZSTD_createCCtx();
+      // One context per thread, freed when the thread ends.
+      thread_local std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> ctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
+      ZSTD_CCtx* cctx = ctx.get();
       ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
       ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, 1);
       ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);

@@ -2,6 +2,8 @@
 
 #include <zstd.h>
 
+#include <memory>
+
 #include <algorithm>
 
 #include "util/crc32c.h"
@@ -232,7 +234,9 @@ Bytes BatchBuilder::Finish() {
   size_t records_size = buf_.size() - kBatchHeaderSize;
   Bytes out;
   if (opts_.codec == Codec::kZstd) {
-    thread_local ZSTD_CCtx* cctx = ZSTD_createCCtx();
+    // One context per thread, freed when the thread ends.
+    thread_local std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> ctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
+    ZSTD_CCtx* cctx = ctx.get();
     size_t bound = ZSTD_compressBound(records_size);
     out.resize(kBatchHeaderSize + bound);
     size_t n = ZSTD_compressCCtx(cctx, out.data() + kBatchHeaderSize, bound,

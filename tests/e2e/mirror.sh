@@ -66,6 +66,12 @@ sleep "0.$((RANDOM % 9 + 1))"
 kill -9 "$MPID"; wait "$MPID" 2>/dev/null || true
 start_mirror
 sleep 1
+# Enough records first (slow builds, e.g. ASan, put fewer per second).
+for _ in $(seq 300); do
+  n=$(stream-ctl --socket "$A" describe logs --json 2>/dev/null | sed -n 's/.*"records":\([0-9]*\),"bytes".*"shards".*/\1/p' | head -1)
+  [ "${n:-0}" -ge 3000 ] && break
+  sleep 0.2
+done
 touch "$T/stop-put"
 wait "$PUT" 2>/dev/null || true
 # Catch up, then stop the live mirror; --once has nothing left to do.
