@@ -409,21 +409,8 @@ Status Firehose::PrepareDirs() {
 }
 
 Status Firehose::Heartbeat() {
-  SK_ASSIGN_OR_RETURN(auto r, c_->Call(Type::kGroupHeartbeat, [&](Writer& w) {
-    w.str(o_.stream).str(o_.group).str(o_.member).u8(0);
-  }));
-  if (!r.ok()) return client::ResponseStatus(r);
+  SK_ASSIGN_OR_RETURN(auto assigned, client::GroupHeartbeat(*c_, o_.stream, o_.group, o_.member, false));
   last_heartbeat_ = Clock::now();
-  auto rd = r.body();
-  uint32_t gen, session, n;
-  if (!(rd.u32(&gen) && rd.u32(&session) && rd.u32(&n))) return Status::Corruption("malformed heartbeat response");
-  std::map<uint32_t, uint64_t> assigned;
-  for (uint32_t i = 0; i < n; i++) {
-    uint32_t sh;
-    uint64_t ck;
-    if (!(rd.u32(&sh) && rd.u64(&ck))) return Status::Corruption("malformed heartbeat response");
-    assigned[sh] = ck;
-  }
   bool same = assigned.size() == shards_.size();
   for (auto& [sh, ck] : assigned) same = same && shards_.count(sh);
   if (same) return Status::OK();
@@ -1125,7 +1112,7 @@ int Firehose::Run() {
   for (auto& w : workers_) w.t.join();
   if (st.ok() && !worker_error_.ok()) st = worker_error_;
   Progress(true);
-  (void)c_->Call(Type::kGroupHeartbeat, [&](Writer& w) { w.str(o_.stream).str(o_.group).str(o_.member).u8(1); });
+  (void)client::GroupHeartbeat(*c_, o_.stream, o_.group, o_.member, true);
   if (!st.ok()) return tools::Fail(kTool, st);
   if (o_.verbose)
     std::fprintf(stderr, "%s: %llu records delivered in %llu files, %llu error records\n", kTool,

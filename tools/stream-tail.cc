@@ -428,22 +428,9 @@ Status Tail::HandleFetch(client::Response& r, uint32_t shard) {
 }
 
 Status Tail::Heartbeat(bool leaving) {
-  SK_ASSIGN_OR_RETURN(auto r, c_->Call(Type::kGroupHeartbeat, [&](Writer& w) {
-    w.str(o_.stream).str(o_.group).str(o_.member).u8(leaving ? 1 : 0);
-  }));
-  if (!r.ok()) return client::ResponseStatus(r);
+  SK_ASSIGN_OR_RETURN(auto assigned, client::GroupHeartbeat(*c_, o_.stream, o_.group, o_.member, leaving));
   last_heartbeat_ = Clock::now();
   if (leaving) return Status::OK();
-  auto rd = r.body();
-  uint32_t gen, session, n;
-  if (!(rd.u32(&gen) && rd.u32(&session) && rd.u32(&n))) return Status::Corruption("malformed heartbeat response");
-  std::map<uint32_t, uint64_t> assigned;
-  for (uint32_t i = 0; i < n; i++) {
-    uint32_t sh;
-    uint64_t ck;
-    if (!(rd.u32(&sh) && rd.u64(&ck))) return Status::Corruption("malformed heartbeat response");
-    assigned[sh] = ck;
-  }
   // Drop shards we lost (after committing what we wrote of them), add new ones.
   for (auto it = cursors_.begin(); it != cursors_.end();) {
     if (!assigned.count(it->first)) it = cursors_.erase(it);

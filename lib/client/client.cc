@@ -273,4 +273,24 @@ Result<proto::StreamInfo> DescribeStream(Client& c, const std::string& stream) {
   return si;
 }
 
+Result<std::map<uint32_t, uint64_t>> GroupHeartbeat(Client& c, const std::string& stream, const std::string& group,
+                                                    const std::string& member, bool leaving) {
+  SK_ASSIGN_OR_RETURN(auto r, c.Call(proto::Type::kGroupHeartbeat, [&](proto::Writer& w) {
+    w.str(stream).str(group).str(member).u8(leaving ? 1 : 0);
+  }));
+  if (!r.ok()) return ResponseStatus(r);
+  std::map<uint32_t, uint64_t> assigned;
+  if (leaving) return assigned;
+  auto rd = r.body();
+  uint32_t gen, session, n;
+  if (!(rd.u32(&gen) && rd.u32(&session) && rd.u32(&n))) return Status::Corruption("malformed heartbeat response");
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t sh;
+    uint64_t ck;
+    if (!(rd.u32(&sh) && rd.u64(&ck))) return Status::Corruption("malformed heartbeat response");
+    assigned[sh] = ck;
+  }
+  return assigned;
+}
+
 }  // namespace streamkit::client

@@ -7,6 +7,7 @@
 
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -77,5 +78,9 @@ class Client {
 
 // DescribeStream, decoded. kNotFound when the stream does not exist.
 Result<proto::StreamInfo> DescribeStream(Client& c, const std::string& stream);
+// GroupHeartbeat: joins or refreshes `member` (or leaves); returns its shards with
+// their checkpoints (UINT64_MAX: none yet).
+Result<std::map<uint32_t, uint64_t>> GroupHeartbeat(Client& c, const std::string& stream, const std::string& group,
+                                                    const std::string& member, bool leaving);
 
 }  // namespace streamkit::client

@@ -234,6 +234,15 @@ Result<std::unique_ptr<log::Log>> Store::OpenShardLog(const Stream& s, const Sha
   return lg;
 }
 
+Result<std::shared_ptr<Shard>> Store::OpenShard(const Stream& s, const ShardMeta& m) {
+  auto sh = std::make_shared<Shard>();
+  sh->meta = m;
+  sh->closed = m.state == proto::kClosed;
+  SK_ASSIGN_OR_RETURN(sh->log, OpenShardLog(s, m));
+  if (sh->closed) sh->log->Seal();  // a closed shard takes no more appends
+  return sh;
+}
+
 Result<std::shared_ptr<Stream>> Store::LoadStream(const std::string& name) {
   auto s = std::make_shared<Stream>();
   s->dir = StreamsDir() + "/" + name;
@@ -241,12 +250,7 @@ Result<std::shared_ptr<Stream>> Store::LoadStream(const std::string& name) {
   SK_ASSIGN_OR_RETURN(s->meta, DecodeStreamMeta(text));
   std::set<std::string> known;
   for (const ShardMeta& m : s->meta.shards) {
-    auto sh = std::make_shared<Shard>();
-    sh->meta = m;
-    sh->closed = m.state == proto::kClosed;
-    SK_ASSIGN_OR_RETURN(sh->log, OpenShardLog(*s, m));
-    if (sh->closed) sh->log->Seal();
-    s->shards[m.index] = sh;
+    SK_ASSIGN_OR_RETURN(s->shards[m.index], OpenShard(*s, m));
     known.insert(ShardDirName(m.index));
   }
   // Shard directories the topology does not name: children of a reshard that a crash
@@ -370,12 +374,7 @@ Result<std::shared_ptr<Stream>> Store::CreateMirror(StreamMeta meta) {
   SK_TRY(io_->Rename(tmp, s->dir));
   SK_TRY(io_->SyncDir(StreamsDir()));
   for (const ShardMeta& m : meta.shards) {
-    auto sh = std::make_shared<Shard>();
-    sh->meta = m;
-    sh->closed = m.state == proto::kClosed;
-    SK_ASSIGN_OR_RETURN(sh->log, OpenShardLog(*s, m));
-    if (sh->closed) sh->log->Seal();
-    s->shards[m.index] = sh;
+    SK_ASSIGN_OR_RETURN(s->shards[m.index], OpenShard(*s, m));
   }
   streams_[name] = s;
   return s;

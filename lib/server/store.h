@@ -219,6 +219,7 @@ class Store {
  private:
   Result<std::shared_ptr<Stream>> LoadStream(const std::string& name);
   Result<std::unique_ptr<log::Log>> OpenShardLog(const Stream& s, const ShardMeta& m);
+  Result<std::shared_ptr<Shard>> OpenShard(const Stream& s, const ShardMeta& m);
   Status WriteMeta(Stream& s);
   GroupState* LoadGroupLocked(Stream& s, const std::string& group, bool create);
   Status SaveGroupLocked(Stream& s, const GroupState& g);
