@@ -5,7 +5,7 @@
 # every completion parses (zsh and fish ones where those shells are installed).
 source "$(dirname "$0")/lib.sh"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-for t in stream-serve stream-ctl stream-put stream-tail stream-reshard stream-firehose; do
+for t in stream-serve stream-ctl stream-put stream-tail stream-reshard stream-firehose stream-mirror; do
   "$t" --help >"$T/help" 2>"$T/err" || fail "$t --help exited non-zero"
   [ ! -s "$T/err" ] || fail "$t --help wrote to stderr"
   "$t" --version | grep -q "^$t (streamkit) " || fail "$t --version"
