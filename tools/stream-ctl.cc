@@ -60,11 +60,11 @@ std::string StreamJson(const proto::StreamInfo& si) {
       R"({{"min_shards":{},"max_shards":{},"split_bytes_per_s":{},"split_records_per_s":{},"merge_below_pct":{},"hot_for_ms":{},"cold_for_ms":{}}})",
       p.min_shards, p.max_shards, p.split_bytes_per_s, p.split_records_per_s, p.merge_pct, p.hot_ms, p.cold_ms);
   return fmt::format(
-      R"({{"stream":{},"created":{},"retention_hours":{},"mode":"{}","enforce_limits":{},"max_record_bytes":{},"records":{},"bytes":{},"shards":[{}],"scaling":{},"events":[{}]}})",
+      R"({{"stream":{},"created":{},"retention_hours":{},"mode":"{}","enforce_limits":{},"max_record_bytes":{},"records":{},"bytes":{},"shards":[{}],"scaling":{},"events":[{}],"origin":{}}})",
       JsonQuote(si.name), JsonQuote(FormatTimeMs(si.created_ms)), si.retention_ms / kHourMs,
       (si.flags & proto::kFlagOnDemand) ? "ON_DEMAND" : "PROVISIONED",
       (si.flags & proto::kFlagEnforceLimits) ? "true" : "false", si.max_record_bytes, records, bytes, shards, scaling,
-      events);
+      events, si.origin.empty() ? "null" : JsonQuote(si.origin));
 }
 
 void PrintStream(const proto::StreamInfo& si) {
@@ -88,6 +88,7 @@ void PrintStream(const proto::StreamInfo& si) {
                 FormatDuration(p.cold_ms).c_str());
   }
   std::printf("max record  %s\n", HumanBytes(si.max_record_bytes).c_str());
+  if (!si.origin.empty()) std::printf("mirror of   %s (kept by stream-mirror)\n", si.origin.c_str());
   std::printf("shards      %zu open, %zu total\n", open, si.shards.size());
   std::printf("records     %llu (%s)\n\n", (unsigned long long)records, HumanBytes(bytes).c_str());
   std::printf("%-20s %-6s %-20s %-20s %-39s %-39s %10s %10s %12s %12s\n", "SHARD", "STATE", "PARENT", "ADJACENT_PARENT",

@@ -61,7 +61,7 @@ class Tool {
 
  private:
   Status Connect();
-  Status Resolve();
+  Status Resolve(bool quiet = false);
   Status Prepare(Mirror& m);
   Status SyncTopology(Mirror& m, bool* pending);
   Status CopyShard(Mirror& m, const proto::ShardInfo& ss, bool* got);
@@ -73,9 +73,10 @@ class Tool {
   Options o_;
   std::unique_ptr<client::Client> src_, dst_;
   std::vector<Mirror> mirrors_;
+  std::set<std::string> refused_;  // streams found by a later scan that cannot be mirrored
   int64_t producer_id_ = -1;
   uint64_t copied_ = 0, bytes_ = 0;
-  Clock::time_point started_ = Clock::now(), last_report_ = Clock::now(), last_groups_{};
+  Clock::time_point started_ = Clock::now(), last_report_ = Clock::now(), last_groups_{}, last_scan_ = Clock::now();
 };
 
 std::string Tool::TargetName(const std::string& stream) const {
@@ -117,7 +118,7 @@ Status Tool::InitProducer() {
   return Status::OK();
 }
 
-Status Tool::Resolve() {
+Status Tool::Resolve(bool quiet) {
   std::vector<std::string> names = o_.streams;
   if (o_.all || !o_.match.empty()) {
     SK_ASSIGN_OR_RETURN(auto r, src_->CallOk(Type::kListStreams, [](Writer&) {}));
@@ -151,6 +152,9 @@ Status Tool::Resolve() {
   if (names.empty())
     return Status::InvalidArgument("no stream to mirror: name streams, or use --all or --match REGEX");
   for (const std::string& n : names) {
+    bool known = false;
+    for (auto& x : mirrors_) known |= x.src == n;
+    if (known) continue;
     Mirror m;
     m.src = n;
     m.dst = TargetName(n);
@@ -163,18 +167,21 @@ Status Tool::Resolve() {
       return s.status();
     }
     m.s = std::move(*s);
+    if (quiet && refused_.count(n)) continue;
+    if (src_->server_id() == dst_->server_id() && m.src == m.dst && quiet) continue;
     if (src_->server_id() == dst_->server_id() && m.src == m.dst)
       return Status::InvalidArgument(fmt::format("'{}' would be mirrored onto itself (--from and --to are the same "
                                                  "server); use --rename", n));
     // A stream that is itself a mirror of the target: copying it back would loop.
     if (m.s.origin.rfind(dst_->server_id() + ":", 0) == 0) {
+      if (quiet) continue;
       std::fprintf(stderr, "%s: skipping %s: it is a mirror of %s on the target\n", kTool, n.c_str(),
                    m.s.origin.substr(dst_->server_id().size() + 1).c_str());
       continue;
     }
     mirrors_.push_back(std::move(m));
   }
-  if (mirrors_.empty()) return Status::InvalidArgument("nothing to mirror (every stream named was skipped)");
+  if (mirrors_.empty() && !quiet) return Status::InvalidArgument("nothing to mirror (every stream named was skipped)");
   return Status::OK();
 }
 
@@ -201,8 +208,8 @@ Status Tool::Prepare(Mirror& m) {
   if (!r.ok() && r.err != Err::kStreamExists) return client::ResponseStatus(r);
   SK_ASSIGN_OR_RETURN(m.d, client::DescribeStream(*dst_, m.dst));
   if (o_.verbose)
-    std::fprintf(stderr, "%s: created %s on the target (%zu shards, as %s)\n", kTool, m.dst.c_str(), m.d.shards.size(),
-                 m.src.c_str());
+    std::fprintf(stderr, "%s: created %s on the target (%zu shard%s, as %s)\n", kTool, m.dst.c_str(),
+                 m.d.shards.size(), m.d.shards.size() == 1 ? "" : "s", m.src.c_str());
   return Status::OK();
 }
 
@@ -279,7 +286,7 @@ Status Tool::CopyShard(Mirror& m, const proto::ShardInfo& ss, bool* got) {
     w.str(m.src).u32(ss.index).u64(next).u32(kFetchBytes).u32(0);
   }));
   if (r.err == Err::kOffsetOutOfRange)
-    return Status::IoError(fmt::format("{}/{}: records from offset {} expired on the source before they were copied; "
+    return Status::Corruption(fmt::format("{}/{}: records from offset {} expired on the source before they were copied; "
                                        "the mirror cannot stay exact (recreate the target)",
                                        m.src, proto::ShardIdName(ss.index), next));
   if (!r.ok()) return client::ResponseStatus(r);
@@ -348,10 +355,12 @@ Status Tool::CopyShard(Mirror& m, const proto::ShardInfo& ss, bool* got) {
   m.done[ss.index] += moved;
   bytes_ += sent;
   if (!failed.ok()) {
+    SK_TRY(InitProducer());  // fresh sequences from the target's end
+    // Nothing got through: an error for the caller to retry (and report), not a
+    // quiet "nothing to do".
+    if (moved == 0) return Status::IoError(fmt::format("{} on the target: {}", m.dst, failed.message()));
     if (o_.verbose) std::fprintf(stderr, "%s: %s: %s; resuming from the target's end\n", kTool, m.dst.c_str(),
                                  failed.message().c_str());
-    SK_TRY(InitProducer());  // fresh sequences from the target's end
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   *got = moved > 0;
   return Status::OK();
@@ -386,7 +395,7 @@ Status Tool::SyncGroups(Mirror& m) {
       if (!ds) continue;
       uint64_t ck = std::min(c.checkpoint, ds->end_offset);
       auto it = have[g.name].find(c.shard);
-      if (it != have[g.name].end() && it->second == ck) continue;
+      if (it != have[g.name].end() && it->second >= ck) continue;  // only ever forward
       auto rr = dst_->Call(Type::kGroupReset, [&](Writer& w) {
         w.str(m.dst).str(g.name).str("seq:" + U128ToString(proto::SequenceNumber(c.shard, ck)));
       });
@@ -436,8 +445,16 @@ int Tool::Run() {
   while (!g_stop) {
     bool progress = false, pending = false;
     st = Status::OK();
-    for (auto& m : mirrors_) {
+    for (size_t k = 0; k < mirrors_.size(); k++) {
+      Mirror& m = mirrors_[k];
       auto s = client::DescribeStream(*src_, m.src);
+      if (!s.ok() && s.status().is(Status::Code::kNotFound)) {
+        std::fprintf(stderr, "%s: source stream %s was deleted on %s; no longer mirrored\n", kTool, m.src.c_str(),
+                     o_.from.c_str());
+        mirrors_.erase(mirrors_.begin() + long(k));
+        k--;
+        continue;
+      }
       if (!s.ok()) {
         st = s.status();
         break;
@@ -476,8 +493,23 @@ int Tool::Run() {
         }
       continue;
     }
-    if (failures > 0) std::fprintf(stderr, "%s: reconnected\n", kTool);
+    if (failures > 0) std::fprintf(stderr, "%s: going on\n", kTool);
     failures = 0;
+    // --all / --match: streams made on the source later are picked up.
+    if ((o_.all || !o_.match.empty()) && !o_.once && Clock::now() - last_scan_ >= std::chrono::seconds(5)) {
+      last_scan_ = Clock::now();
+      Status rs = Resolve(/*quiet=*/true);
+      if (!rs.ok() && !rs.is(Status::Code::kInvalidArgument)) std::fprintf(stderr, "%s: %s\n", kTool, rs.message().c_str());
+      for (auto& m : mirrors_)
+        if (m.d.name.empty()) {
+          Status ps = Prepare(m);
+          if (!ps.ok()) {
+            std::fprintf(stderr, "%s: %s\n", kTool, ps.message().c_str());
+            refused_.insert(m.src);
+          }
+        }
+      std::erase_if(mirrors_, [](const Mirror& m) { return m.d.name.empty(); });
+    }
     Report(false);
     if (o_.once && !progress && !pending) break;
     if (!progress) std::this_thread::sleep_for(std::chrono::milliseconds(o_.once ? 10 : 100));

@@ -194,6 +194,11 @@ Result<AppendResult> Log::Append(std::span<uint8_t> batch, bool keep_time) {
                         orig.append_time_ms, true};
   // Sealed (the shard is being closed by a reshard): refused, the producer goes to
   // the children. A retry of a batch already stored is still answered above.
+  // keep_time: stream-mirror copying a batch of another server, which must land at
+  // the offset it has there (two mirrors writing one target cannot duplicate).
+  if (keep_time && DecodeFixed64(batch.data() + kBaseOffsetPos) != end_offset())
+    return Status::OutOfOrder(fmt::format("{}: mirrored batch at offset {}, but the shard ends at {}", dir_,
+                                          DecodeFixed64(batch.data() + kBaseOffsetPos), end_offset()));
   // keep_time (stream-mirror filling a shard that was already closed on its source)
   // may still append.
   if (sealed_ && !keep_time) return Status::OutOfRange(fmt::format("{}: shard is closed", dir_));

@@ -279,6 +279,11 @@ Status Server::Start() {
     auto id = io::ReadSmallFile(*io_, id_path, 256);
     if (id.ok() && id->size() >= 32) {
       server_id_ = id->substr(0, 32);
+    } else if (id.ok() || id.status().err() != ENOENT) {
+      // Never replaced behind the user's back: mirrors know this server by it.
+      return Status::Corruption(fmt::format("{}: unreadable or damaged ({}); restore it, or remove it to give "
+                                            "this server a new identity", id_path,
+                                            id.ok() ? "too short" : id.status().message()));
     } else {
       std::random_device rd;
       server_id_ = fmt::format("{:08x}{:08x}{:08x}{:08x}", rd(), rd(), rd(), rd());
@@ -582,7 +587,10 @@ void Server::Handle(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_
       }
       auto s = store_->CreateMirror(std::move(m));
       if (!s.ok())
-        return fail(s.status().is(Status::Code::kBusy) ? Err::kStreamExists : Err::kInvalidRequest, s.status().message());
+        return fail(s.status().is(Status::Code::kBusy)              ? Err::kStreamExists
+                    : s.status().is(Status::Code::kInvalidArgument) ? Err::kInvalidRequest
+                                                                    : Err::kStorage,
+                    s.status().message());
       return reply(Err::kNone, "", [&](Writer& w) { store_->Describe(**s).Encode(w); });
     }
     case Type::kFetch: return HandleFetch(c, corr, r);

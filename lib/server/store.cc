@@ -334,11 +334,18 @@ Result<std::shared_ptr<Stream>> Store::CreateMirror(StreamMeta meta) {
   if (meta.retention_ms < log::kHourMs || meta.retention_ms > 8760 * log::kHourMs)
     return Status::InvalidArgument("retention out of range 1h-8760h");
   // The open shards must cover the key space exactly, and indexes be below next.
+  if (meta.max_record_bytes == 0 || meta.max_record_bytes > 10u << 20)
+    return Status::InvalidArgument("max record size must be 1 byte to 10 MiB");
   std::vector<std::pair<u128, u128>> open;
-  for (const ShardMeta& m : meta.shards) {
-    if (m.index >= meta.next_shard_index || m.start > m.end) return Status::InvalidArgument("bad shard entry");
+  std::set<uint32_t> seen;
+  for (ShardMeta& m : meta.shards) {
+    if (m.index >= meta.next_shard_index || m.start > m.end || m.state > proto::kClosed || !seen.insert(m.index).second)
+      return Status::InvalidArgument(fmt::format("bad shard entry {}", proto::ShardIdName(m.index)));
     if (m.state == proto::kOpen) open.push_back({m.start, m.end});
+    m.created_ms = NowMs();
+    if (m.state == proto::kClosed) m.closed_ms = m.created_ms;
   }
+  if (open.size() > kMaxShards) return Status::InvalidArgument(fmt::format("more than {} open shards", kMaxShards));
   std::sort(open.begin(), open.end());
   u128 next = 0;
   for (size_t i = 0; i < open.size(); i++) {

@@ -113,7 +113,19 @@ extra=$(($(wc -l <"$T/g2") - 1000))
 [ "$extra" -ge 0 ] && [ "$extra" -le 50 ] || fail "after the failover B re-delivered $extra records"
 echo "mirror: failover ok ($extra re-delivered)" >&2
 
-# ---- 3. Loops, names, bad sockets and streams -----------------------------------------------
+# ---- 3. Two mirrors of one stream at once cannot duplicate (the server checks offsets) ------
+stream-ctl --socket "$A" create dup --shards 2
+seq 1 30000 | stream-put --socket "$A" dup
+stream-mirror --from "$A" --to "$B" dup --once 2>"$T/m1.err" &
+M1=$!
+stream-mirror --from "$A" --to "$B" dup --once 2>"$T/m2.err" &
+M2=$!
+wait "$M1" || fail "first concurrent mirror failed: $(cat "$T/m1.err")"
+wait "$M2" || fail "second concurrent mirror failed: $(cat "$T/m2.err")"
+[ "$(dump "$A" dup | md5sum)" = "$(dump "$B" dup | md5sum)" ] || fail "two mirrors at once: B differs from A"
+stream-ctl --socket "$B" describe dup | grep -q "mirror of" || fail "describe does not show the origin"
+
+# ---- 4. Loops, names, bad sockets and streams -----------------------------------------------
 expect_rc 3 stream-mirror --from "$B" --to "$A" pay --once
 expect_err "mirror of"
 expect_rc 3 stream-mirror --from "$A" --to "$A" pay --once
