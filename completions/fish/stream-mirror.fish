@@ -1,25 +1,7 @@
 # fish completion for stream-mirror (streamkit). Install: copy to
 # ~/.config/fish/completions/ or /usr/share/fish/vendor_completions.d/.
+# Shared helpers (__streamkit_*) are in completions/fish/functions/ (vendor_functions.d).
 # Options are kept in step with tools/stream-mirror.cc and tools/tool_common.cc.
-
-# The positional words so far (options and their values left out); $argv lists
-# the options that take a value.
-function __streamkit_positionals
-    set -l tokens (commandline -opc)
-    set -e tokens[1]
-    set -l skip 0
-    for t in $tokens
-        if test $skip -eq 1
-            set skip 0
-            continue
-        end
-        if contains -- $t $argv
-            set skip 1
-        else if not string match -q -- '-*' $t
-            echo $t
-        end
-    end
-end
 
 # Stream names of the source server: the --from already on the command line,
 # never autostarting; none without a --from. Streams already named are left out.

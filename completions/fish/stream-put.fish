@@ -1,61 +1,7 @@
 # fish completion for stream-put (streamkit). Install: copy to
 # ~/.config/fish/completions/ or /usr/share/fish/vendor_completions.d/.
+# Shared helpers (__streamkit_*) are in completions/fish/functions/ (vendor_functions.d).
 # Options are kept in step with tools/stream-put.cc and tools/tool_common.cc.
-
-# stream-ctl with the --socket already on the command line, never autostarting.
-function __streamkit_ctl
-    set -l tokens (commandline -opc)
-    set -l sock
-    for i in (seq (count $tokens))
-        switch $tokens[$i]
-            case --socket
-                set -l j (math $i + 1)
-                if test $j -le (count $tokens)
-                    set sock --socket $tokens[$j]
-                end
-            case '--socket=*'
-                set sock --socket (string replace -- --socket= '' $tokens[$i])
-        end
-    end
-    command stream-ctl $sock --no-autostart $argv 2>/dev/null
-end
-
-# Stream names of the running server.
-function __streamkit_streams
-    __streamkit_ctl list --json | sed -n 's/^{"stream":"\([^"]*\)".*/\1/p'
-end
-
-# Group names of stream $argv[1].
-function __streamkit_groups
-    test -n "$argv[1]"; or return
-    __streamkit_ctl groups $argv[1] --json | sed -n 's/^{"group":"\([^"]*\)".*/\1/p'
-end
-
-# Shard ids of stream $argv[1].
-function __streamkit_shards
-    test -n "$argv[1]"; or return
-    __streamkit_ctl describe $argv[1] --json | string match -ar '"shard":"shardId-[0-9]+"' |
-        string replace -r '.*"(shardId-[0-9]+)"' '$1'
-end
-
-# The positional words so far (options and their values left out); $argv lists
-# the options that take a value.
-function __streamkit_positionals
-    set -l tokens (commandline -opc)
-    set -e tokens[1]
-    set -l skip 0
-    for t in $tokens
-        if test $skip -eq 1
-            set skip 0
-            continue
-        end
-        if contains -- $t $argv
-            set skip 1
-        else if not string match -q -- '-*' $t
-            echo $t
-        end
-    end
-end
 
 function __streamkit_put_needs_stream
     test (count (__streamkit_positionals --key --key-fixed --hash-key --create-shards --linger \

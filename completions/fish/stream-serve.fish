@@ -1,5 +1,6 @@
 # fish completion for stream-serve (streamkit). Install: copy to
 # ~/.config/fish/completions/ or /usr/share/fish/vendor_completions.d/.
+# Shared helpers (__streamkit_*) are in completions/fish/functions/ (vendor_functions.d).
 # Options are kept in step with tools/stream-serve.cc.
 
 complete -c stream-serve -f
