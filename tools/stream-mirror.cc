@@ -232,7 +232,8 @@ Status Tool::SyncTopology(Mirror& m, bool* pending) {
       if (p < 0) return true;
       const proto::ShardInfo* sp = Find(m.s, uint32_t(p));
       const proto::ShardInfo* dp = Find(m.d, uint32_t(p));
-      return sp && dp && sp->state == proto::kClosed && dp->end_offset >= sp->end_offset;
+      if (!sp) return dp != nullptr;  // expired on the source: nothing more to copy into it
+      return dp && sp->state == proto::kClosed && dp->end_offset >= sp->end_offset;
     };
     if (!copied(c.parent) || !copied(c.adjacent_parent)) return Status::OK();
     proto::ReshardStep st;
