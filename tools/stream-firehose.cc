@@ -169,7 +169,6 @@ class Firehose {
   Status WriteIntent(uint32_t shard, uint64_t a, uint64_t e);
   void Progress(bool final);
   int DryRun();
-  Result<bool> StaleMembers();
 
   Options o_;
   std::unique_ptr<client::Client> c_;
@@ -932,23 +931,6 @@ Status Firehose::Deliver(Job& job, client::Client& conn) {
   return Status::OK();
 }
 
-Result<bool> Firehose::StaleMembers() {
-  SK_ASSIGN_OR_RETURN(auto r, c_->CallOk(Type::kGroupList, [&](Writer& w) { w.str(o_.stream); }));
-  auto rd = r.body();
-  uint32_t n = 0;
-  rd.u32(&n);
-  for (uint32_t i = 0; i < n; i++) {
-    proto::GroupInfo g;
-    if (!g.Decode(rd)) return Status::Corruption("malformed groups response");
-    if (g.name != o_.group) continue;
-    for (auto& m : g.members)
-      // Not heard from since we started: maybe a killed process whose session has not
-      // expired yet (a live member heartbeats every second).
-      if (m.member != o_.member && !m.shards.empty() && m.last_heartbeat_ms < started_ms_) return true;
-  }
-  return false;
-}
-
 void Firehose::Progress(bool final) {
   if (!progress_) return;
   auto now = Clock::now();
@@ -1087,7 +1069,7 @@ int Firehose::Run() {
         if (!settled()) continue;
         // Shards still held by a member that stopped heartbeating (killed): wait for
         // its session to expire, then they are ours to deliver.
-        auto stale = StaleMembers();
+        auto stale = client::GroupHasSilentMembers(*c_, o_.stream, o_.group, o_.member, started_ms_);
         if (!stale.ok()) {
           st = stale.status();
           break;

@@ -267,6 +267,7 @@ class Tail {
   bool group_mode_ = false;
   Clock::time_point last_heartbeat_{}, last_commit_{}, last_refresh_{};
   uint64_t expired_records_ = 0;
+  int64_t started_ms_ = NowMs();
 };
 
 Result<proto::StreamInfo> Tail::Describe() { return client::DescribeStream(*c_, o_.stream); }
@@ -558,7 +559,15 @@ Status Tail::FetchLoop(bool follow) {
         SK_TRY(Heartbeat(false));
         bool more = false;
         for (auto& [i, cur] : cursors_) more |= !cur.finished;
-        if (!more) return Status::OK();
+        if (!more) {
+          // Shards still held by a member not heard from since we started (a killed
+          // consumer whose session has not expired): wait for them to come free.
+          SK_ASSIGN_OR_RETURN(bool silent, client::GroupHasSilentMembers(*c_, o_.stream, o_.group, o_.member, started_ms_));
+          if (!silent) return Status::OK();
+          if (SignalPending() || !out_.Flush()) return Status::OK();
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));
+          last_heartbeat_ = {};
+        }
         continue;
       }
       if (!any_open && !group_mode_ && (until_ || o_.limit > 0)) return Status::OK();  // --until reached everywhere

@@ -293,4 +293,20 @@ Result<std::map<uint32_t, uint64_t>> GroupHeartbeat(Client& c, const std::string
   return assigned;
 }
 
+Result<bool> GroupHasSilentMembers(Client& c, const std::string& stream, const std::string& group,
+                                   const std::string& me, int64_t since_ms) {
+  SK_ASSIGN_OR_RETURN(auto r, c.CallOk(proto::Type::kGroupList, [&](proto::Writer& w) { w.str(stream); }));
+  auto rd = r.body();
+  uint32_t n = 0;
+  rd.u32(&n);
+  for (uint32_t i = 0; i < n; i++) {
+    proto::GroupInfo g;
+    if (!g.Decode(rd)) return Status::Corruption("malformed groups response");
+    if (g.name != group) continue;
+    for (auto& m : g.members)
+      if (m.member != me && !m.shards.empty() && m.last_heartbeat_ms < since_ms) return true;
+  }
+  return false;
+}
+
 }  // namespace streamkit::client

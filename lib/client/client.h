@@ -78,6 +78,11 @@ class Client {
 
 // DescribeStream, decoded. kNotFound when the stream does not exist.
 Result<proto::StreamInfo> DescribeStream(Client& c, const std::string& stream);
+// Whether another member of `group` holds shards without having heartbeated since
+// `since_ms`: maybe a killed process whose session has not expired yet (live members
+// heartbeat every second). A draining member waits for such shards to come free.
+Result<bool> GroupHasSilentMembers(Client& c, const std::string& stream, const std::string& group,
+                                   const std::string& me, int64_t since_ms);
 // GroupHeartbeat: joins or refreshes `member` (or leaves); returns its shards with
 // their checkpoints (UINT64_MAX: none yet).
 Result<std::map<uint32_t, uint64_t>> GroupHeartbeat(Client& c, const std::string& stream, const std::string& group,
