@@ -200,15 +200,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (list->parsed()) {
-    auto r = c.CallOk(Type::kListStreams, [](Writer&) {});
-    if (!r.ok()) return tools::Fail(kTool, r.status());
-    auto rd = r->body();
-    uint32_t n = 0;
-    rd.u32(&n);
-    if (!json && n > 0) std::printf("%-40s %8s %12s %12s %10s\n", "STREAM", "SHARDS", "RECORDS", "BYTES", "RETENTION");
-    for (uint32_t i = 0; i < n; i++) {
-      proto::StreamInfo si;
-      if (!si.Decode(rd)) return tools::FailMsg(kTool, 1, "malformed list response");
+    auto all = client::ListStreams(c);
+    if (!all.ok()) return tools::Fail(kTool, all.status());
+    if (!json && !all->empty())
+      std::printf("%-40s %8s %12s %12s %10s\n", "STREAM", "SHARDS", "RECORDS", "BYTES", "RETENTION");
+    for (const proto::StreamInfo& si : *all) {
       if (json) {
         std::printf("%s\n", StreamJson(si).c_str());
         continue;
@@ -241,17 +237,12 @@ int main(int argc, char** argv) {
   if (groups->parsed()) {
     auto si = client::DescribeStream(c, name);
     if (!si.ok()) return tools::Fail(kTool, si.status());
-    auto r = c.CallOk(Type::kGroupList, [&](Writer& w) { w.str(name); });
-    if (!r.ok()) return tools::Fail(kTool, r.status());
-    auto rd = r->body();
-    uint32_t n = 0;
-    rd.u32(&n);
+    auto groups_of = client::ListGroups(c, name);
+    if (!groups_of.ok()) return tools::Fail(kTool, groups_of.status());
     std::map<uint32_t, const proto::ShardInfo*> shard_by;
     for (auto& s : si->shards) shard_by[s.index] = &s;
-    if (n == 0 && !json) std::fprintf(stderr, "stream %s has no consumer groups\n", name.c_str());
-    for (uint32_t i = 0; i < n; i++) {
-      proto::GroupInfo g;
-      if (!g.Decode(rd)) return tools::FailMsg(kTool, 1, "malformed groups response");
+    if (groups_of->empty() && !json) std::fprintf(stderr, "stream %s has no consumer groups\n", name.c_str());
+    for (const proto::GroupInfo& g : *groups_of) {
       std::map<uint32_t, uint64_t> ck;
       for (auto& x : g.checkpoints) ck[x.shard] = x.checkpoint;
       std::map<uint32_t, std::string> owner;

@@ -59,8 +59,6 @@ const char* kTool = "stream-firehose";
 constexpr int kHeartbeatMs = 1000;
 constexpr uint32_t kFetchBytes = 4u << 20;
 
-volatile sig_atomic_t g_stop = 0;
-void OnSignal(int) { g_stop = 1; }
 
 struct Options {
   std::string stream, to, group, member, prefix, error_prefix = "errors/!{firehose:error-output-type}/";
@@ -643,7 +641,7 @@ Status Firehose::Transform(uint32_t shard, std::vector<Rec>& recs, std::deque<st
     for (const Rec& r : recs) out[U128ToString(proto::SequenceNumber(shard, r.offset))] = {};
     st = RunTransformOnce(o_, transform_timeout_ms_, recs, shard, &out);
     if (st.ok() || attempt >= o_.transform_retries) break;
-    if (g_stop) return Status::Closed("stopping");  // not delivered, not checkpointed: next run retries
+    if (tools::StopRequested()) return Status::Closed("stopping");  // not delivered, not checkpointed: next run retries
     std::fprintf(stderr, "%s: %s; retrying (%d of %d)\n", kTool, st.message().c_str(), attempt + 1, o_.transform_retries);
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min(200 << attempt, 5000)));
   }
@@ -717,7 +715,7 @@ Status Firehose::RunExec(const std::string& rel) {
     std::string why = WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status))
                                         : fmt::format("signal {}", WTERMSIG(status));
     int backoff = std::min(1000 << std::min(attempt, 5), 30000);
-    if (Clock::now() + std::chrono::milliseconds(backoff) > deadline || g_stop)
+    if (Clock::now() + std::chrono::milliseconds(backoff) > deadline || tools::StopRequested())
       return Status::IoError(fmt::format("--exec failed for {} ({}); the file is kept and its records are not "
                                          "checkpointed: the next run delivers and runs --exec again",
                                          rel, why));
@@ -757,11 +755,11 @@ void Firehose::WorkerLoop(size_t i) {
       w.queue.pop_front();
       w.busy = true;
     }
-    Status st = g_stop ? Status::OK() : Deliver(job, *w.c);  // stopping: uncommitted, read again next time
+    Status st = tools::StopRequested() ? Status::OK() : Deliver(job, *w.c);  // stopping: uncommitted, read again next time
     std::lock_guard<std::mutex> l(qmu_);
     w.busy = false;
     if (st.is(Status::Code::kFenced)) fenced_ = true;
-    else if (st.is(Status::Code::kClosed) && g_stop) {}  // interrupted: the next run redoes it
+    else if (st.is(Status::Code::kClosed) && tools::StopRequested()) {}  // interrupted: the next run redoes it
     else if (!st.ok() && worker_error_.ok()) worker_error_ = st;
     if (!worker_error_.ok())
       for (auto& x : workers_) x.queue.clear();
@@ -1010,7 +1008,7 @@ int Firehose::Run() {
   }
   for (size_t i = 0; i < workers_.size(); i++) workers_[i].t = std::thread([this, i] { WorkerLoop(i); });
   for (;;) {
-    if (g_stop) break;
+    if (tools::StopRequested()) break;
     {
       std::lock_guard<std::mutex> l(qmu_);
       if (!worker_error_.ok()) {
@@ -1025,7 +1023,7 @@ int Firehose::Run() {
     }
     bool any = false;
     for (auto& [shard, b] : shards_) {
-      if (g_stop) break;
+      if (tools::StopRequested()) break;
       if (!b.ended && !(b.replay_to && b.next > *b.replay_to)) {
         // Bounded memory: fetch only while the buffer is under its size.
         bool got = false;
@@ -1087,7 +1085,7 @@ int Firehose::Run() {
   {
     std::lock_guard<std::mutex> l(qmu_);
     stop_worker_ = true;
-    if (!st.ok() || g_stop)
+    if (!st.ok() || tools::StopRequested())
       for (auto& w : workers_) w.queue.clear();
     qcv_.notify_all();
   }
@@ -1163,11 +1161,7 @@ int main(int argc, char** argv) {
     return tools::FailMsg(kTool, tools::kExitBadInput,
                           fmt::format("invalid stream name '{}': use 1-128 characters of A-Z a-z 0-9 _ . -", o.stream));
   tools::IgnoreSigpipe();
-  struct sigaction sa{};
-  sa.sa_handler = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  tools::CatchStopSignals();
   auto c = client::Client::Connect(o.conn);
   if (!c.ok()) return tools::Fail(kTool, c.status());
   Firehose f(std::move(o), std::move(*c));

@@ -38,8 +38,6 @@ const char* kTool = "stream-mirror";
 constexpr uint32_t kFetchBytes = 4u << 20;
 constexpr size_t kMaxInFlight = 16;
 
-volatile sig_atomic_t g_stop = 0;
-void OnSignal(int) { g_stop = 1; }
 
 struct Options {
   std::string from, to, rename = "{stream}", alias = "source", match;
@@ -121,10 +119,7 @@ Status Tool::InitProducer() {
 Status Tool::Resolve(bool quiet) {
   std::vector<std::string> names = o_.streams;
   if (o_.all || !o_.match.empty()) {
-    SK_ASSIGN_OR_RETURN(auto r, src_->CallOk(Type::kListStreams, [](Writer&) {}));
-    auto rd = r.body();
-    uint32_t n = 0;
-    rd.u32(&n);
+    SK_ASSIGN_OR_RETURN(auto all, client::ListStreams(*src_));
     // POSIX extended regular expressions (regcomp), like grep -E.
     regex_t re;
     bool use_re = !o_.match.empty();
@@ -142,9 +137,7 @@ Status Tool::Resolve(bool quiet) {
         if (r) ::regfree(r);
       }
     } free_re{use_re ? &re : nullptr};
-    for (uint32_t i = 0; i < n; i++) {
-      proto::StreamInfo si;
-      if (!si.Decode(rd)) return Status::Corruption("malformed list response");
+    for (const proto::StreamInfo& si : all) {
       if (use_re && ::regexec(&re, si.name.c_str(), 0, nullptr, 0) != 0) continue;
       if (std::find(names.begin(), names.end(), si.name) == names.end()) names.push_back(si.name);
     }
@@ -370,27 +363,16 @@ Status Tool::CopyShard(Mirror& m, const proto::ShardInfo& ss, bool* got) {
 Status Tool::SyncGroups(Mirror& m) {
   // Consumer-group checkpoints, translated: sequence numbers are the same on both
   // sides, so a checkpoint moves over as is, capped at what the target holds.
-  SK_ASSIGN_OR_RETURN(auto r, src_->CallOk(Type::kGroupList, [&](Writer& w) { w.str(m.src); }));
-  SK_ASSIGN_OR_RETURN(auto t, dst_->CallOk(Type::kGroupList, [&](Writer& w) { w.str(m.dst); }));
+  SK_ASSIGN_OR_RETURN(auto source, client::ListGroups(*src_, m.src));
+  SK_ASSIGN_OR_RETURN(auto target, client::ListGroups(*dst_, m.dst));
   std::map<std::string, std::map<uint32_t, uint64_t>> have;
-  {
-    auto rd = t.body();
-    uint32_t n = 0;
-    rd.u32(&n);
-    for (uint32_t i = 0; i < n; i++) {
-      proto::GroupInfo g;
-      if (!g.Decode(rd)) return Status::Corruption("malformed groups response");
-      for (auto& c : g.checkpoints) have[g.name][c.shard] = c.checkpoint;
-      if (!g.members.empty()) have[g.name][UINT32_MAX] = 1;  // live members on the target: hands off
-    }
+  std::set<std::string> live;  // groups with members on the target: hands off
+  for (auto& g : target) {
+    for (auto& c : g.checkpoints) have[g.name][c.shard] = c.checkpoint;
+    if (!g.members.empty()) live.insert(g.name);
   }
-  auto rd = r.body();
-  uint32_t n = 0;
-  rd.u32(&n);
-  for (uint32_t i = 0; i < n; i++) {
-    proto::GroupInfo g;
-    if (!g.Decode(rd)) return Status::Corruption("malformed groups response");
-    if (have[g.name].count(UINT32_MAX)) continue;
+  for (auto& g : source) {
+    if (live.count(g.name)) continue;
     for (auto& c : g.checkpoints) {
       const proto::ShardInfo* ds = Find(m.d, c.shard);
       if (!ds) continue;
@@ -443,7 +425,7 @@ int Tool::Run() {
     if (!st.ok()) return tools::Fail(kTool, st);
   }
   int failures = 0;
-  while (!g_stop) {
+  while (!tools::StopRequested()) {
     bool progress = false, pending = false;
     st = Status::OK();
     for (size_t k = 0; k < mirrors_.size(); k++) {
@@ -470,7 +452,7 @@ int Tool::Run() {
         st = CopyShard(m, ss, &got);
         if (!st.ok()) break;
         progress |= got;
-        if (g_stop) break;
+        if (tools::StopRequested()) break;
       }
       if (!st.ok()) break;
       if (o_.sync_groups && Clock::now() - last_groups_ >= std::chrono::seconds(2)) {
@@ -544,11 +526,7 @@ int main(int argc, char** argv) {
              "  stream-mirror --from a.sock --to b.sock --all --once --sync-groups   # cron backup");
   if (int rc = tools::Parse(app, argc, argv, kTool); rc >= 0) return rc;
   tools::IgnoreSigpipe();
-  struct sigaction sa{};
-  sa.sa_handler = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  tools::CatchStopSignals();
   Tool t(std::move(o));
   return t.Run();
 }

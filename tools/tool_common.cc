@@ -58,4 +58,19 @@ int Parse(CLI::App& app, int argc, char** argv, const char* tool) {
 
 void IgnoreSigpipe() { std::signal(SIGPIPE, SIG_IGN); }
 
+namespace {
+volatile sig_atomic_t g_stop_requested = 0;
+void OnStopSignal(int) { g_stop_requested = 1; }
+}  // namespace
+
+void CatchStopSignals() {
+  struct sigaction sa{};
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool StopRequested() { return g_stop_requested != 0; }
+
 }  // namespace streamkit::tools

@@ -31,4 +31,9 @@ int Parse(CLI::App& app, int argc, char** argv, const char* tool);
 // SIGPIPE ignored: a closed pipe becomes EPIPE on write, handled as a clean end.
 void IgnoreSigpipe();
 
+// SIGINT/SIGTERM set a flag instead of killing the process, so a long-running tool
+// can finish what it is doing (an append, a delivery) and exit cleanly.
+void CatchStopSignals();
+bool StopRequested();
+
 }  // namespace streamkit::tools

@@ -293,15 +293,36 @@ Result<std::map<uint32_t, uint64_t>> GroupHeartbeat(Client& c, const std::string
   return assigned;
 }
 
-Result<bool> GroupHasSilentMembers(Client& c, const std::string& stream, const std::string& group,
-                                   const std::string& me, int64_t since_ms) {
-  SK_ASSIGN_OR_RETURN(auto r, c.CallOk(proto::Type::kGroupList, [&](proto::Writer& w) { w.str(stream); }));
+namespace {
+
+// A response holding u32 count, then that many T.
+template <typename T>
+Result<std::vector<T>> DecodeList(const Response& r, const char* what) {
   auto rd = r.body();
   uint32_t n = 0;
-  rd.u32(&n);
-  for (uint32_t i = 0; i < n; i++) {
-    proto::GroupInfo g;
-    if (!g.Decode(rd)) return Status::Corruption("malformed groups response");
+  if (!rd.u32(&n) || n > 1000000) return Status::Corruption(fmt::format("malformed {} response", what));
+  std::vector<T> out(n);
+  for (auto& x : out)
+    if (!x.Decode(rd)) return Status::Corruption(fmt::format("malformed {} response", what));
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<proto::StreamInfo>> ListStreams(Client& c) {
+  SK_ASSIGN_OR_RETURN(auto r, c.CallOk(proto::Type::kListStreams, [](proto::Writer&) {}));
+  return DecodeList<proto::StreamInfo>(r, "list");
+}
+
+Result<std::vector<proto::GroupInfo>> ListGroups(Client& c, const std::string& stream) {
+  SK_ASSIGN_OR_RETURN(auto r, c.CallOk(proto::Type::kGroupList, [&](proto::Writer& w) { w.str(stream); }));
+  return DecodeList<proto::GroupInfo>(r, "groups");
+}
+
+Result<bool> GroupHasSilentMembers(Client& c, const std::string& stream, const std::string& group,
+                                   const std::string& me, int64_t since_ms) {
+  SK_ASSIGN_OR_RETURN(auto groups, ListGroups(c, stream));
+  for (auto& g : groups) {
     if (g.name != group) continue;
     for (auto& m : g.members)
       if (m.member != me && !m.shards.empty() && m.last_heartbeat_ms < since_ms) return true;

@@ -78,6 +78,9 @@ class Client {
 
 // DescribeStream, decoded. kNotFound when the stream does not exist.
 Result<proto::StreamInfo> DescribeStream(Client& c, const std::string& stream);
+// ListStreams and GroupList, decoded.
+Result<std::vector<proto::StreamInfo>> ListStreams(Client& c);
+Result<std::vector<proto::GroupInfo>> ListGroups(Client& c, const std::string& stream);
 // Whether another member of `group` holds shards without having heartbeated since
 // `since_ms`: maybe a killed process whose session has not expired yet (live members
 // heartbeat every second). A draining member waits for such shards to come free.
