@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -25,8 +26,6 @@ using proto::Type;
 using proto::Writer;
 
 namespace {
-constexpr size_t kMaxQueuedBytes = 64u << 20;  // per connection, before its reader pauses
-constexpr size_t kReadChunk = 256u << 10;
 constexpr int kTimerTickMs = 5;
 constexpr int64_t kRetentionEveryMs = 30 * 1000;
 
@@ -38,180 +37,58 @@ Bytes ErrorFrame(uint32_t corr, uint16_t type, Err err, std::string_view msg) {
 }
 }  // namespace
 
-// ---- connection ------------------------------------------------------------------
+// ---- workers ----------------------------------------------------------------------
 
-class Connection : public std::enable_shared_from_this<Connection> {
+// Runs the requests that fsync metadata files, off the event loops.
+class WorkerPool {
  public:
-  Connection(int fd, Server* server) : fd_(fd), server_(server) {}
-  ~Connection() { ::close(fd_); }
-
-  void Start() {
-    auto self = shared_from_this();
-    std::thread([self] { self->ReadLoop(); }).detach();
-    std::thread([self] { self->WriteLoop(); }).detach();
+  explicit WorkerPool(int n) {
+    for (int i = 0; i < n; i++) threads_.emplace_back([this] { Work(); });
   }
-
-  // Sends a finished frame; never blocks (callers include other connections'
-  // threads). When nothing is queued the frame goes out at once from the calling
-  // thread (no hand-off: lower follow latency); whatever the socket does not take
-  // right away is left to this connection's writer thread.
-  void Send(Bytes&& frame) {
-    std::unique_lock<std::mutex> l(mu_);
-    if (closed_) return;
-    if (out_.empty() && !writing_) {
-      writing_ = true;
-      l.unlock();
-      ssize_t n;
-      do {
-        n = ::send(fd_, frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-      } while (n < 0 && errno == EINTR);
-      l.lock();
-      writing_ = false;
-      if (n == ssize_t(frame.size())) {
-        // The writer waits for writing_ to clear when frames were queued meanwhile
-        // (or when it is finishing); otherwise nobody needs waking.
-        if (read_done_ || !out_.empty()) cv_.notify_all();
-        return;
-      }
-      if (n > 0) frame.erase(frame.begin(), frame.begin() + n);
-      // EAGAIN or a partial send: the writer thread continues (errors surface there).
-      out_bytes_ += frame.size();
-      out_.push_front(std::move(frame));
-      cv_.notify_all();
-      return;
-    }
-    out_bytes_ += frame.size();
-    out_.push_back(std::move(frame));
-    cv_.notify_all();
-  }
-
-  void Shutdown() { ::shutdown(fd_, SHUT_RDWR); }
-  bool hello_done = false;
-
- private:
-  void ReadLoop() {
-    Bytes buf;
-    size_t have = 0;
-    buf.resize(kReadChunk);
-    for (;;) {
-      {  // Backpressure: stop reading requests while this client's responses pile up.
-        std::unique_lock<std::mutex> l(mu_);
-        cv_.wait(l, [&] { return closed_ || out_bytes_ < kMaxQueuedBytes; });
-        if (closed_) break;
-      }
-      // Parse every whole frame in the buffer.
-      size_t at = 0;
-      bool bad = false;
-      while (have - at >= proto::kFrameHeaderSize) {
-        proto::FrameHeader h = proto::DecodeFrameHeader(buf.data() + at);
-        if (h.length < 6 || h.length > proto::kMaxFrameBytes) {
-          Send(ErrorFrame(h.correlation_id, h.type, Err::kInvalidRequest,
-                          fmt::format("frame of {} bytes is out of range", h.length)));
-          bad = true;
-          break;
-        }
-        size_t total = 4 + size_t(h.length);
-        if (have - at < total) {
-          if (buf.size() < total) buf.resize(total);
-          break;
-        }
-        Bytes frame(buf.begin() + long(at), buf.begin() + long(at + total));
-        at += total;
-        server_->Handle(shared_from_this(), h.correlation_id, h.type, std::move(frame));
-      }
-      if (bad) break;
-      if (at > 0) {
-        std::memmove(buf.data(), buf.data() + at, have - at);
-        have -= at;
-      }
-      if (buf.size() - have < kReadChunk / 4) buf.resize(have + kReadChunk);
-      ssize_t n = ::recv(fd_, buf.data() + have, buf.size() - have, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      have += size_t(n);
-    }
+  ~WorkerPool() {
     {
       std::lock_guard<std::mutex> g(mu_);
-      read_done_ = true;
-      cv_.notify_all();
+      stop_ = true;
     }
-    server_->ConnectionClosed(this);
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void Submit(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      jobs_.push_back(std::move(job));
+      busy_++;
+    }
+    cv_.notify_one();
+  }
+  // Waits until every submitted job has run.
+  void Drain() {
+    std::unique_lock<std::mutex> l(mu_);
+    idle_cv_.wait(l, [&] { return busy_ == 0; });
   }
 
-  void WriteLoop() {
-    std::vector<Bytes> batch;
+ private:
+  void Work() {
     for (;;) {
+      std::function<void()> job;
       {
         std::unique_lock<std::mutex> l(mu_);
-        cv_.wait(l, [&] { return (!out_.empty() && !writing_) || (read_done_ && !writing_); });
-        if (out_.empty()) break;  // reader gone and nothing left to send
-        writing_ = true;
-        while (!out_.empty() && batch.size() < 64) {
-          batch.push_back(std::move(out_.front()));
-          out_.pop_front();
-        }
+        cv_.wait(l, [&] { return stop_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
       }
-      std::vector<iovec> iov;
-      size_t total = 0;
-      for (auto& b : batch) {
-        iov.push_back({b.data(), b.size()});
-        total += b.size();
-      }
-      size_t sent = 0, idx = 0;
-      bool failed = false;
-      while (sent < total) {
-        msghdr mh{};
-        mh.msg_iov = iov.data() + idx;
-        mh.msg_iovlen = iov.size() - idx;
-        ssize_t n = ::sendmsg(fd_, &mh, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          failed = true;
-          break;
-        }
-        sent += size_t(n);
-        size_t k = size_t(n);
-        while (k > 0 && idx < iov.size()) {
-          if (k >= iov[idx].iov_len) {
-            k -= iov[idx].iov_len;
-            idx++;
-          } else {
-            iov[idx].iov_base = static_cast<uint8_t*>(iov[idx].iov_base) + k;
-            iov[idx].iov_len -= k;
-            k = 0;
-          }
-        }
-      }
-      {
-        std::lock_guard<std::mutex> g(mu_);
-        out_bytes_ -= total;
-        writing_ = false;
-        cv_.notify_all();
-        if (failed) {
-          closed_ = true;
-          out_.clear();
-        }
-      }
-      batch.clear();
-      if (failed) {
-        Shutdown();
-        break;
-      }
+      job();
+      std::lock_guard<std::mutex> g(mu_);
+      if (--busy_ == 0) idle_cv_.notify_all();
     }
-    std::lock_guard<std::mutex> g(mu_);
-    closed_ = true;
-    cv_.notify_all();
   }
-
-  int fd_;
-  Server* server_;
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Bytes> out_;
-  size_t out_bytes_ = 0;
-  bool closed_ = false;
-  bool read_done_ = false;
-  bool writing_ = false;  // a thread is in send() for this socket: keeps frames in order
+  std::condition_variable cv_, idle_cv_;
+  std::deque<std::function<void()>> jobs_;
+  int busy_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
 };
 
 // ---- faults ----------------------------------------------------------------------
@@ -331,10 +208,26 @@ Status Server::Start() {
   if (::listen(listen_fd_, 128) != 0) return Status::FromErrno(errno, "listen");
   if (::pipe2(wake_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) return Status::FromErrno(errno, "pipe");
 
+  // Event loops: one per core (at most 4), all on the same backend.
+  const bool want_uring = std::string_view(io_->name()) == "io_uring";
+  const unsigned nloops = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+  for (unsigned i = 0; i < nloops; i++) {
+    SK_ASSIGN_OR_RETURN(auto loop, EventLoop::Create(i == 0 ? want_uring : loops_[0]->backend() == EventLoop::Backend::kUring,
+                                                     listen_fd_, this));
+    loops_.push_back(std::move(loop));
+  }
+  if (loops_[0]->backend() == EventLoop::Backend::kEpoll) {
+    // Several loops may wake for one connection: the losers must not block in accept.
+    ::fcntl(listen_fd_, F_SETFL, ::fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
+    if (want_uring) Log("io_uring cannot serve sockets here; using epoll for the network");
+  }
+  workers_ = std::make_unique<WorkerPool>(2);
+
   sync_thread_ = std::thread([this] { SyncLoop(); });
   timer_thread_ = std::thread([this] { TimerLoop(); });
-  Log(fmt::format("serving {} on {} (io: {}, fsync: {}, {} streams)", opts_.data_dir,
-                  opts_.socket_path, io_->name(), opts_.durability.ToString(), store_->List().size()));
+  Log(fmt::format("serving {} on {} (io: {}, net: {} x{}, fsync: {}, {} streams)", opts_.data_dir,
+                  opts_.socket_path, io_->name(), loops_[0]->name(), loops_.size(),
+                  opts_.durability.ToString(), store_->List().size()));
   return Status::OK();
 }
 
@@ -345,64 +238,85 @@ void Server::Shutdown() {
 }
 
 Status Server::Run() {
-  pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}};
-  while (!stopping_) {
-    int n = ::poll(fds, 2, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno(errno, "poll");
-    }
-    if (fds[1].revents) break;
-    if (fds[0].revents & POLLIN) {
-      int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) continue;
-      // Big fetch answers (MiBs) go out in fewer, larger writes and wake the reader
-      // less often (the kernel caps this at net.core.wmem_max).
-      int sndbuf = 4 << 20;
-      (void)::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-      auto c = std::make_shared<Connection>(fd, this);
-      {
-        std::lock_guard<std::mutex> g(conns_mu_);
-        conns_.push_back(c);
-      }
-      c->Start();
-    }
+  for (auto& l : loops_) l->Start();
+  pollfd wake{wake_pipe_[0], POLLIN, 0};
+  for (;;) {
+    int n = ::poll(&wake, 1, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno(errno, "poll");
+    break;
   }
-  // Shutdown: stop accepting, let connections finish, make everything durable.
+  // Shutdown: stop accepting and reading requests, finish those in progress, send
+  // the last answers, make everything durable.
   stopping_ = true;
-  ::close(listen_fd_);
-  listen_fd_ = -1;
   ::unlink(opts_.socket_path.c_str());
-  {
-    std::lock_guard<std::mutex> g(conns_mu_);
-    for (auto& c : conns_) c->Shutdown();
-  }
-  for (int i = 0; i < 500; i++) {
-    {
-      std::lock_guard<std::mutex> g(conns_mu_);
-      if (conns_.empty()) break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  for (auto& l : loops_) l->StopReading();
+  for (auto& l : loops_) l->WaitReadingStopped();  // no request is being handled on a loop
+  workers_->Drain();                                // nor on a worker
   {
     std::lock_guard<std::mutex> g(sync_mu_);
     sync_stop_ = true;
   }
   sync_cv_.notify_all();
-  if (sync_thread_.joinable()) sync_thread_.join();
-  if (timer_thread_.joinable()) timer_thread_.join();
+  if (sync_thread_.joinable()) sync_thread_.join();    // group-commit acks sent
+  if (timer_thread_.joinable()) timer_thread_.join();  // parked fetches answered
+  int64_t deadline = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now().time_since_epoch()).count() + 2000;
+  for (auto& l : loops_) l->Finish(deadline);
+  for (auto& l : loops_) l->Join();
+  loops_.clear();
+  workers_.reset();
+  ::close(listen_fd_);
+  listen_fd_ = -1;
   Status s = store_->CloseAll();
   Log(s.ok() ? "stopped; all data durable" : "stopped with an error: " + s.ToString());
   return s;
 }
 
-void Server::ConnectionClosed(Connection* c) {
-  {
-    std::lock_guard<std::mutex> g(waiters_mu_);
-    std::erase_if(waiters_, [c](const Waiter& w) { return w.conn.get() == c; });
+void Server::OnClosed(Connection* c) {
+  std::lock_guard<std::mutex> g(waiters_mu_);
+  std::erase_if(waiters_, [c](const Waiter& w) { return w.conn.get() == c; });
+}
+
+Bytes Server::BadFrame(uint32_t corr, uint16_t type, uint32_t length) {
+  return ErrorFrame(corr, type, Err::kInvalidRequest, fmt::format("frame of {} bytes is out of range", length));
+}
+
+bool Server::OnFrame(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_t type, Bytes&& frame) {
+  // Requests that write and fsync metadata files run on a worker: a loop never
+  // waits for a disk flush, and the connection's later requests wait their turn.
+  bool slow = false;
+  switch (Type(type)) {
+    case Type::kCreateStream:
+    case Type::kDeleteStream:
+    case Type::kSetRetention:
+    case Type::kReshard:
+    case Type::kSetScaling:
+    case Type::kCreateMirror:
+    case Type::kGroupHeartbeat:
+    case Type::kGroupCommit:
+    case Type::kGroupList:
+    case Type::kGroupReset:
+      slow = c->hello_done;
+      break;
+    default:
+      break;
   }
-  std::lock_guard<std::mutex> g(conns_mu_);
-  std::erase_if(conns_, [c](const std::shared_ptr<Connection>& p) { return p.get() == c; });
+  if (!slow) {
+    Handle(c, corr, type, std::move(frame));
+    return false;
+  }
+  workers_->Submit([this, c, corr, type, f = std::move(frame)]() mutable {
+    Handle(c, corr, type, std::move(f));
+    c->Resume();
+  });
+  return true;
+}
+
+void Server::Answer(const std::shared_ptr<Connection>& c, Bytes&& frame) {
+  if (opts_.faults.latency_ms <= 0) return c->Send(std::move(frame));
+  std::lock_guard<std::mutex> g(delayed_mu_);
+  delayed_.push_back(Delayed{NowMs() + opts_.faults.latency_ms, c, std::move(frame)});
 }
 
 bool Server::Inject(double rate) {
@@ -414,8 +328,6 @@ bool Server::Inject(double rate) {
 void Server::Handle(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_t type, Bytes&& frame) {
   Reader r(frame.data() + proto::kFrameHeaderSize, frame.size() - proto::kFrameHeaderSize);
   auto reply = [&](Err err, std::string_view msg, auto&& body) {
-    if (opts_.faults.latency_ms > 0)
-      std::this_thread::sleep_for(std::chrono::milliseconds(opts_.faults.latency_ms));
     Bytes out;
     proto::BeginResponse(&out, corr, Type(type), err, msg);
     if (err == Err::kNone) {
@@ -423,7 +335,7 @@ void Server::Handle(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_
       body(w);
     }
     proto::FinishFrame(&out, 0);
-    c->Send(std::move(out));
+    Answer(c, std::move(out));
   };
   auto fail = [&](Err err, std::string_view msg) { reply(err, msg, [](Writer&) {}); };
   auto bad = [&] { fail(Err::kInvalidRequest, "malformed request"); };
@@ -723,9 +635,7 @@ void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, 
   // latency-sensitive one, the producer pipelines anyway.
   if (!res->duplicate) WakeWaiters(shard, bytes, res->base_offset, res->last_offset + 1);
   else WakeWaiters(shard);
-  if (opts_.faults.latency_ms > 0)
-    std::this_thread::sleep_for(std::chrono::milliseconds(opts_.faults.latency_ms));
-  c->Send(std::move(out));
+  Answer(c, std::move(out));
 }
 
 bool Server::AnswerFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Shard& shard,
@@ -866,6 +776,18 @@ void Server::SyncLoop() {
   }
 }
 
+void Server::SendDelayed(int64_t now) {
+  std::vector<Delayed> due;
+  {
+    std::lock_guard<std::mutex> g(delayed_mu_);
+    while (!delayed_.empty() && delayed_.front().due_ms <= now) {
+      due.push_back(std::move(delayed_.front()));
+      delayed_.pop_front();
+    }
+  }
+  for (auto& d : due) d.conn->Send(std::move(d.frame));
+}
+
 void Server::TimerLoop() {
   int64_t next_retention = NowMs() + kRetentionEveryMs;
   int64_t next_autoscale = NowMs() + 1000;
@@ -885,6 +807,7 @@ void Server::TimerLoop() {
       }
     }
     for (auto& w : expired) AnswerFetch(w.conn, w.corr, *w.shard, w.offset, w.max_bytes, true);
+    SendDelayed(now);
     if (now >= next_autoscale) {
       // On-demand scaling: split hot shards, merge cold neighbours.
       next_autoscale = now + 1000;
@@ -898,6 +821,7 @@ void Server::TimerLoop() {
       if (n > 0 && opts_.verbose) Log(fmt::format("retention removed {} segment(s)", n));
     }
   }
+  SendDelayed(INT64_MAX);
   // Answer whoever still waits, so clients see an orderly end.
   std::lock_guard<std::mutex> g(waiters_mu_);
   for (auto& w : waiters_) w.conn->Send(ErrorFrame(w.corr, uint16_t(Type::kFetch), Err::kShuttingDown, "the server is shutting down"));

@@ -1,12 +1,15 @@
 // stream-serve's engine: owns one data dir (Store) and serves the wire protocol
 // (docs/PROTOCOL.md) on a Unix stream socket.
 //
-// Threads: an accept loop; per connection a reader (parses and handles requests,
-// in order) and a writer (drains that connection's bounded outbound queue, so a slow
-// consumer only ever stalls itself); one sync thread that makes logs durable (group
-// commit for `always`: every append waiting at once shares one fdatasync per shard;
-// a periodic sync for `interval=MS`); a timer thread that answers long-poll fetches
-// whose wait ran out and applies retention.
+// Threads: event loops (server/event_loop.h: accept, recv and send on io_uring, or
+// epoll as the portable fallback; one per core, at most 4) that parse requests and
+// answer the quick ones (produce, fetch, describe) on the spot; two workers for the
+// requests that fsync metadata (create, delete, reshard, group checkpoints), so
+// those never hold up a loop; one sync thread that makes logs durable (group commit
+// for `always`: every append waiting at once shares one fdatasync per shard; a
+// periodic sync for `interval=MS`); a timer thread that answers long-poll fetches
+// whose wait ran out, sends answers delayed by --inject-faults latency, and applies
+// retention and on-demand scaling.
 //
 // Follow: a fetch with wait_ms > 0 at the end of a shard is parked and answered as
 // soon as new batches are durable under the policy (no polling).
@@ -14,6 +17,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -22,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "server/event_loop.h"
 #include "server/store.h"
 
 namespace streamkit::server {
@@ -42,9 +47,9 @@ struct ServerOptions {
   bool verbose = false;
 };
 
-class Connection;
+class WorkerPool;
 
-class Server {
+class Server final : public FrameHandler {
  public:
   explicit Server(ServerOptions opts);
   ~Server();
@@ -55,9 +60,10 @@ class Server {
   Status Run();
   void Shutdown();  // async-signal-safe: writes to a pipe
 
-  // Used by connections.
-  void Handle(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_t type, Bytes&& frame);
-  void ConnectionClosed(Connection* c);
+  // FrameHandler (called by the event loops).
+  bool OnFrame(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_t type, Bytes&& frame) override;
+  void OnClosed(Connection* c) override;
+  Bytes BadFrame(uint32_t corr, uint16_t type, uint32_t length) override;
 
  private:
   struct Waiter {
@@ -75,6 +81,9 @@ class Server {
     Bytes response;
   };
 
+  void Handle(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_t type, Bytes&& frame);
+  // Sends an answer, after the --inject-faults latency when there is one.
+  void Answer(const std::shared_ptr<Connection>& c, Bytes&& frame);
   void HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, proto::Reader& r,
                      Bytes& frame, bool keep_time);
   void HandleFetch(const std::shared_ptr<Connection>& c, uint32_t corr, proto::Reader& r);
@@ -85,6 +94,7 @@ class Server {
   // just appended ([fresh_base, fresh_next)), served from memory when it fits.
   void WakeWaiters(const std::shared_ptr<Shard>& shard, std::span<const uint8_t> fresh = {},
                    uint64_t fresh_base = 0, uint64_t fresh_next = 0);
+  void SendDelayed(int64_t now);
   void SyncLoop();
   void TimerLoop();
   bool Inject(double rate);
@@ -97,10 +107,16 @@ class Server {
   int listen_fd_ = -1;
   int wake_pipe_[2] = {-1, -1};
   std::atomic<bool> stopping_{false};
+  std::vector<std::unique_ptr<EventLoop>> loops_;
+  std::unique_ptr<WorkerPool> workers_;
+  struct Delayed {
+    int64_t due_ms;
+    std::shared_ptr<Connection> conn;
+    Bytes frame;
+  };
+  std::mutex delayed_mu_;
+  std::deque<Delayed> delayed_;  // due times are increasing: one fixed latency
   std::string server_id_;
-
-  std::mutex conns_mu_;
-  std::vector<std::shared_ptr<Connection>> conns_;
 
   std::mutex waiters_mu_;
   std::vector<Waiter> waiters_;

@@ -1,0 +1,675 @@
+#include "server/event_loop.h"
+
+#include <fcntl.h>
+#include <liburing.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "proto/protocol.h"
+
+namespace streamkit::server {
+
+namespace {
+constexpr size_t kMaxQueuedBytes = 64u << 20;  // per connection, before its reading pauses
+constexpr size_t kReadChunk = 256u << 10;
+constexpr size_t kMaxFramesPerSend = 64;
+constexpr unsigned kRingEntries = 512;
+constexpr int kMaxCqes = 128;
+
+enum Op : uint64_t { kOpAccept = 1, kOpRecv = 2, kOpSend = 3, kOpWake = 4 };
+uint64_t Tag(const void* p, Op op) { return reinterpret_cast<uint64_t>(p) | op; }
+Connection* TagConn(uint64_t tag) { return reinterpret_cast<Connection*>(tag & ~uint64_t(7)); }
+Op TagOp(uint64_t tag) { return Op(tag & 7); }
+
+// Epoll's sentinels for the listening socket and the eventfd (never a Connection*).
+char kListenMark, kWakeMark;
+
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+// ---- Connection --------------------------------------------------------------------
+
+Connection::Connection(int fd, EventLoop* loop) : fd_(fd), loop_(loop) {}
+
+Connection::~Connection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Connection::Send(Bytes&& frame) {
+  std::unique_lock<std::mutex> l(mu_);
+  if (closed_) return;
+  if (!loop_->InLoopThread() && out_.empty() && !sending_now_) {
+    // Idle socket, foreign thread: write now, no hand-off to the loop.
+    sending_now_ = true;
+    l.unlock();
+    ssize_t n;
+    do {
+      n = ::send(fd_, frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    l.lock();
+    sending_now_ = false;
+    size_t sent = n > 0 ? size_t(n) : 0;  // an error shows again on the loop's next send
+    if (sent == frame.size() && out_.empty() && !flush_requested_ && !close_waiting_) return;
+    if (sent < frame.size()) {
+      if (sent > 0) frame.erase(frame.begin(), frame.begin() + long(sent));
+      out_bytes_ += frame.size();
+      out_.push_front(std::move(frame));  // anything queued meanwhile came after it
+    }
+  } else {
+    out_bytes_ += frame.size();
+    out_.push_back(std::move(frame));
+  }
+  if (flush_requested_) return;
+  flush_requested_ = true;
+  l.unlock();
+  loop_->RequestFlush(this);
+}
+
+void Connection::Shutdown() {
+  shutdown_requested_ = true;
+  std::unique_lock<std::mutex> l(mu_);
+  if (closed_ || flush_requested_) return;
+  flush_requested_ = true;
+  l.unlock();
+  loop_->RequestFlush(this);
+}
+
+void Connection::Resume() { loop_->RequestResume(this); }
+
+// ---- EventLoop: setup and thread-safe entry points ------------------------------------
+
+EventLoop::EventLoop(Backend b, int listen_fd, FrameHandler* handler)
+    : backend_(b), listen_fd_(listen_fd), handler_(handler) {}
+
+Result<std::unique_ptr<EventLoop>> EventLoop::Create(bool want_uring, int listen_fd, FrameHandler* handler) {
+  if (want_uring) {
+    std::unique_ptr<EventLoop> loop(new EventLoop(Backend::kUring, listen_fd, handler));
+    if (loop->Init().ok()) return loop;
+  }
+  std::unique_ptr<EventLoop> loop(new EventLoop(Backend::kEpoll, listen_fd, handler));
+  SK_TRY(loop->Init());
+  return loop;
+}
+
+Status EventLoop::Init() {
+  // Blocking for the ring (a read on it waits in the kernel instead of failing
+  // with EAGAIN); epoll reads it only when readable.
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | (backend_ == Backend::kEpoll ? EFD_NONBLOCK : 0));
+  if (wake_fd_ < 0) return Status::FromErrno(errno, "eventfd");
+  if (backend_ == Backend::kUring) {
+    ring_ = std::make_unique<io_uring>();
+    int rc = io_uring_queue_init(kRingEntries, ring_.get(), 0);
+    if (rc < 0) return Status::Unsupported("io_uring_queue_init", -rc);
+    ring_ready_ = true;
+    return Status::OK();
+  }
+  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) return Status::FromErrno(errno, "epoll_create1");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = &kWakeMark;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) return Status::FromErrno(errno, "epoll_ctl");
+  ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+  ev.data.ptr = &kListenMark;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, listen_fd_, &ev) != 0) return Status::FromErrno(errno, "epoll_ctl");
+  return Status::OK();
+}
+
+EventLoop::~EventLoop() {
+  if (thread_.joinable()) thread_.join();
+  if (ring_ready_) io_uring_queue_exit(ring_.get());
+  conns_.clear();
+  if (epfd_ >= 0) ::close(epfd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void EventLoop::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void EventLoop::StopReading() {
+  int expected = 0;
+  phase_.compare_exchange_strong(expected, 1);
+  Wake();
+}
+
+void EventLoop::Finish(int64_t deadline_ms) {
+  deadline_ms_ = deadline_ms;
+  phase_ = 2;
+  Wake();
+}
+
+void EventLoop::WaitReadingStopped() {
+  while (thread_.joinable() && !reading_stopped_ack_.load())
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+void EventLoop::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void EventLoop::Wake() {
+  if (wake_pending_.exchange(true)) return;
+  uint64_t one = 1;
+  ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  (void)n;
+}
+
+void EventLoop::RequestFlush(Connection* c) {
+  if (InLoopThread()) {
+    local_flush_.push_back(c->shared_from_this());
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    remote_flush_.push_back(c->shared_from_this());
+  }
+  Wake();
+}
+
+void EventLoop::RequestResume(Connection* c) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    remote_resume_.push_back(c->shared_from_this());
+  }
+  Wake();
+}
+
+// ---- the loop ------------------------------------------------------------------------
+
+void EventLoop::Run() {
+  tid_ = std::this_thread::get_id();
+  SubmitWake();
+  SubmitAccept();
+  for (;;) {
+    graveyard_.clear();
+    DrainRequests();
+    int phase = phase_.load();
+    if (phase >= 1 && !reading_stopped_) {
+      StopReadingNow();
+      reading_stopped_ack_ = true;
+    }
+    if (phase == 2) {
+      if (Idle() || SteadyMs() >= deadline_ms_.load()) break;
+    }
+    if (!local_flush_.empty()) continue;  // handling a resume queued more output
+    WaitAndDispatch(phase == 2 ? 10 : -1);
+  }
+  CloseAll();
+}
+
+void EventLoop::DrainRequests() {
+  std::vector<std::shared_ptr<Connection>> flush, resume;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    flush.swap(remote_flush_);
+    resume.swap(remote_resume_);
+  }
+  for (auto& c : resume) {
+    c->busy_ = false;
+    if (!c->removed_) Parse(c.get());
+  }
+  // Output queued by the loop itself (while handling requests) or by other threads.
+  for (int round = 0; round < 4 && (!flush.empty() || !local_flush_.empty()); round++) {
+    for (auto& c : local_flush_) flush.push_back(std::move(c));
+    local_flush_.clear();
+    for (auto& c : flush) {
+      {
+        std::lock_guard<std::mutex> g(c->mu_);
+        c->flush_requested_ = false;
+      }
+      if (c->removed_) continue;
+      if (c->shutdown_requested_ && !c->read_eof_) c->read_eof_ = true;
+      StartSend(c.get());
+      MaybeClose(c.get());
+    }
+    flush.clear();
+  }
+  if (backend_ == Backend::kEpoll) {
+    // Sends started above run now; what the socket does not take waits for EPOLLOUT.
+    std::vector<Connection*> sends;
+    sends.swap(epoll_sends_);
+    for (Connection* c : sends) EpollSendNow(c);
+  }
+}
+
+void EventLoop::StopReadingNow() {
+  reading_stopped_ = true;
+  // Pending receives end with 0 (end of file); queued answers still go out.
+  for (auto& [p, c] : conns_) {
+    c->read_eof_ = true;
+    ::shutdown(c->fd_, SHUT_RD);
+    if (backend_ == Backend::kEpoll) {
+      c->recv_pending_ = false;
+      SetEpollInterest(c.get());
+      MaybeClose(c.get());
+    }
+  }
+  if (backend_ == Backend::kEpoll) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+}
+
+bool EventLoop::Idle() {
+  for (auto& [p, c] : conns_) {
+    if (c->busy_ || c->loop_sending_) return false;
+    std::lock_guard<std::mutex> g(c->mu_);
+    if (!c->closed_ && (!c->out_.empty() || c->sending_now_)) return false;
+  }
+  return local_flush_.empty();
+}
+
+void EventLoop::CloseAll() {
+  for (auto& [p, c] : conns_) {
+    {
+      std::lock_guard<std::mutex> g(c->mu_);
+      c->closed_ = true;
+      c->out_.clear();
+      c->out_bytes_ = 0;
+    }
+    c->removed_ = true;
+    handler_->OnClosed(c.get());
+    ::shutdown(c->fd_, SHUT_RDWR);
+  }
+  // The ring (and any operation still pending on these sockets) goes away with the
+  // loop object; the sockets' buffers live until then (conns_ keeps them).
+}
+
+void EventLoop::Accepted(int fd) {
+  if (reading_stopped_) {
+    ::close(fd);
+    return;
+  }
+  // Big fetch answers (MiBs) go out in fewer, larger writes and wake the reader
+  // less often (the kernel caps this at net.core.wmem_max).
+  int sndbuf = 4 << 20;
+  (void)::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  auto c = std::make_shared<Connection>(fd, this);
+  Connection* raw = c.get();
+  conns_.emplace(raw, std::move(c));
+  if (backend_ == Backend::kEpoll) {
+    epoll_event ev{};
+    ev.events = 0;
+    ev.data.ptr = raw;
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      Remove(raw);
+      return;
+    }
+  }
+  ArmRecv(raw);
+}
+
+// Parses and handles every whole frame received so far (unless a worker holds the
+// connection or its output is backed up), then asks for more bytes.
+void EventLoop::Parse(Connection* c) {
+  size_t at = 0;
+  std::shared_ptr<Connection> self = conns_.at(c);
+  while (!c->busy_ && !c->read_eof_ && !c->shutdown_requested_ && c->rhave_ - at >= proto::kFrameHeaderSize) {
+    proto::FrameHeader h = proto::DecodeFrameHeader(c->rbuf_.data() + at);
+    if (h.length < 6 || h.length > proto::kMaxFrameBytes) {
+      c->Send(handler_->BadFrame(h.correlation_id, h.type, h.length));
+      c->read_eof_ = true;
+      c->shutdown_requested_ = true;
+      break;
+    }
+    size_t total = 4 + size_t(h.length);
+    if (c->rhave_ - at < total) break;
+    Bytes frame(c->rbuf_.begin() + long(at), c->rbuf_.begin() + long(at + total));
+    at += total;
+    if (handler_->OnFrame(self, h.correlation_id, h.type, std::move(frame))) c->busy_ = true;
+  }
+  if (at > 0) {
+    std::memmove(c->rbuf_.data(), c->rbuf_.data() + at, c->rhave_ - at);
+    c->rhave_ -= at;
+  }
+  {
+    std::lock_guard<std::mutex> g(c->mu_);
+    c->paused_ = c->out_bytes_ >= kMaxQueuedBytes;
+  }
+  ArmRecv(c);
+  MaybeClose(c);
+}
+
+void EventLoop::ArmRecv(Connection* c) {
+  if (c->recv_pending_ || c->read_eof_ || c->busy_ || c->paused_ || c->removed_ || reading_stopped_) return;
+  // Room for the frame in progress (its length is known once its header is in).
+  size_t want = c->rhave_ + kReadChunk / 4;
+  if (c->rhave_ >= proto::kFrameHeaderSize) {
+    proto::FrameHeader h = proto::DecodeFrameHeader(c->rbuf_.data());
+    want = std::max(want, 4 + size_t(h.length));
+  }
+  if (c->rbuf_.size() < want) c->rbuf_.resize(std::max(want, c->rhave_ + kReadChunk));
+  c->recv_pending_ = true;
+  SubmitRecv(c);
+}
+
+void EventLoop::RecvDone(Connection* c, long res) {
+  c->recv_pending_ = false;
+  if (res == -EINTR || res == -EAGAIN) {
+    ArmRecv(c);
+    return;
+  }
+  if (res <= 0) {
+    c->read_eof_ = true;
+    MaybeClose(c);
+    return;
+  }
+  c->rhave_ += size_t(res);
+  Parse(c);
+}
+
+void EventLoop::StartSend(Connection* c) {
+  if (c->loop_sending_ || c->removed_) return;
+  {
+    std::lock_guard<std::mutex> g(c->mu_);
+    if (c->closed_ || c->sending_now_ || c->out_.empty()) return;
+    c->sending_now_ = true;
+    while (!c->out_.empty() && c->sending_.size() < kMaxFramesPerSend) {
+      c->sending_.push_back(std::move(c->out_.front()));
+      c->out_.pop_front();
+    }
+  }
+  c->loop_sending_ = true;
+  c->iov_.clear();
+  c->sending_bytes_ = 0;
+  for (auto& b : c->sending_) {
+    c->iov_.push_back({b.data(), b.size()});
+    c->sending_bytes_ += b.size();
+  }
+  c->iov_at_ = 0;
+  SubmitSend(c);
+}
+
+void EventLoop::SendDone(Connection* c, long res) {
+  if (res == -EINTR || res == -EAGAIN) {
+    SubmitSend(c);
+    return;
+  }
+  if (res <= 0) return SendFailed(c);
+  size_t k = size_t(res);
+  while (k > 0 && c->iov_at_ < c->iov_.size()) {
+    iovec& v = c->iov_[c->iov_at_];
+    if (k >= v.iov_len) {
+      k -= v.iov_len;
+      c->iov_at_++;
+    } else {
+      v.iov_base = static_cast<uint8_t*>(v.iov_base) + k;
+      v.iov_len -= k;
+      k = 0;
+    }
+  }
+  if (c->iov_at_ < c->iov_.size()) {
+    SubmitSend(c);
+    return;
+  }
+  // Everything in this send is out.
+  c->sending_.clear();
+  c->loop_sending_ = false;
+  bool resume;
+  {
+    std::lock_guard<std::mutex> g(c->mu_);
+    c->sending_now_ = false;
+    c->out_bytes_ -= c->sending_bytes_;
+    resume = c->paused_ && c->out_bytes_ < kMaxQueuedBytes / 2;
+  }
+  if (resume) {
+    c->paused_ = false;
+    Parse(c);  // frames already buffered, then more receives
+  }
+  StartSend(c);
+  MaybeClose(c);
+}
+
+void EventLoop::SendFailed(Connection* c) {
+  c->sending_.clear();
+  c->loop_sending_ = false;
+  {
+    std::lock_guard<std::mutex> g(c->mu_);
+    c->sending_now_ = false;
+    c->closed_ = true;
+    c->out_.clear();
+    c->out_bytes_ = 0;
+  }
+  c->read_eof_ = true;
+  // A pending receive ends now.
+  ::shutdown(c->fd_, SHUT_RDWR);
+  MaybeClose(c);
+}
+
+// A connection leaves the loop once it reads no more, no worker holds it, nothing
+// is pending on the socket and its queue is empty (or can no longer be sent).
+void EventLoop::MaybeClose(Connection* c) {
+  if (c->removed_) return;
+  if (c->shutdown_requested_ && !c->read_eof_) c->read_eof_ = true;
+  if (!c->read_eof_ || c->busy_ || c->loop_sending_) return;
+  bool queued;
+  {
+    std::lock_guard<std::mutex> g(c->mu_);
+    c->close_waiting_ = c->sending_now_;
+    if (c->sending_now_) return;  // a direct sender: it asks for a flush when done
+    queued = !c->closed_ && !c->out_.empty();
+  }
+  if (queued) {
+    StartSend(c);
+    return;
+  }
+  if (reading_stopped_) return;  // shutting down: CloseAll, after the last answers
+  if (c->recv_pending_) {
+    if (backend_ == Backend::kEpoll) {
+      c->recv_pending_ = false;
+    } else {
+      ::shutdown(c->fd_, SHUT_RDWR);  // the receive completes, then we come back here
+      return;
+    }
+  }
+  Remove(c);
+}
+
+void EventLoop::Remove(Connection* c) {
+  auto it = conns_.find(c);
+  if (it == conns_.end()) return;
+  // Kept until the end of this loop iteration: callers up the stack still use c.
+  graveyard_.push_back(std::move(it->second));
+  conns_.erase(it);
+  {
+    std::lock_guard<std::mutex> g(c->mu_);
+    c->closed_ = true;
+    c->out_.clear();
+    c->out_bytes_ = 0;
+  }
+  c->removed_ = true;
+  if (backend_ == Backend::kEpoll) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd_, nullptr);
+  handler_->OnClosed(c);
+  // The descriptor is closed with the last reference (waiters may hold one; their
+  // sends are dropped), so its number is never reused under them.
+  ::shutdown(c->fd_, SHUT_RDWR);
+}
+
+// ---- backends ----------------------------------------------------------------------
+
+namespace {
+io_uring_sqe* GetSqe(io_uring* ring) {
+  io_uring_sqe* sqe = io_uring_get_sqe(ring);
+  while (!sqe) {
+    io_uring_submit(ring);
+    sqe = io_uring_get_sqe(ring);
+  }
+  return sqe;
+}
+}  // namespace
+
+void EventLoop::SubmitRecv(Connection* c) {
+  if (backend_ == Backend::kEpoll) {
+    SetEpollInterest(c);
+    return;
+  }
+  io_uring_sqe* sqe = GetSqe(ring_.get());
+  io_uring_prep_recv(sqe, c->fd_, c->rbuf_.data() + c->rhave_, c->rbuf_.size() - c->rhave_, 0);
+  io_uring_sqe_set_data64(sqe, Tag(c, kOpRecv));
+}
+
+void EventLoop::SubmitSend(Connection* c) {
+  if (backend_ == Backend::kEpoll) {
+    epoll_sends_.push_back(c);
+    return;
+  }
+  c->mh_ = msghdr{};
+  c->mh_.msg_iov = c->iov_.data() + c->iov_at_;
+  c->mh_.msg_iovlen = c->iov_.size() - c->iov_at_;
+  io_uring_sqe* sqe = GetSqe(ring_.get());
+  io_uring_prep_sendmsg(sqe, c->fd_, &c->mh_, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, Tag(c, kOpSend));
+}
+
+void EventLoop::SubmitAccept() {
+  if (backend_ == Backend::kEpoll || accept_pending_ || reading_stopped_) return;
+  io_uring_sqe* sqe = GetSqe(ring_.get());
+  io_uring_prep_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, Tag(nullptr, kOpAccept));
+  accept_pending_ = true;
+}
+
+void EventLoop::SubmitWake() {
+  if (backend_ == Backend::kEpoll) return;
+  io_uring_sqe* sqe = GetSqe(ring_.get());
+  io_uring_prep_read(sqe, wake_fd_, &wake_buf_, sizeof wake_buf_, 0);
+  io_uring_sqe_set_data64(sqe, Tag(nullptr, kOpWake));
+  wake_armed_ = true;
+}
+
+void EventLoop::SetEpollInterest(Connection* c) {
+  uint32_t want = 0;
+  if (c->recv_pending_) want |= EPOLLIN;
+  if (c->loop_sending_ && c->iov_at_ < c->iov_.size()) want |= EPOLLOUT;
+  if (want == c->epoll_events_ || c->removed_) return;
+  epoll_event ev{};
+  ev.events = want;
+  ev.data.ptr = c;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, c->fd_, &ev) == 0) c->epoll_events_ = want;
+}
+
+void EventLoop::EpollSendNow(Connection* c) {
+  if (c->removed_ || !c->loop_sending_) return;
+  for (;;) {
+    msghdr mh{};
+    mh.msg_iov = c->iov_.data() + c->iov_at_;
+    mh.msg_iovlen = std::min<size_t>(c->iov_.size() - c->iov_at_, IOV_MAX);
+    ssize_t n = ::sendmsg(c->fd_, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      SetEpollInterest(c);  // EPOLLOUT: the rest when the socket has room
+      return;
+    }
+    // SendDone queues another try when part is left or more frames wait.
+    size_t before = epoll_sends_.size();
+    SendDone(c, n < 0 ? -long(errno) : long(n));
+    // SendDone may have queued this connection again (partial send, or the next
+    // frames): those are handled by the loop below on the next DrainRequests pass.
+    if (epoll_sends_.size() > before && epoll_sends_.back() == c) {
+      epoll_sends_.pop_back();
+      if (c->removed_ || !c->loop_sending_) return;
+      continue;
+    }
+    SetEpollInterest(c);
+    return;
+  }
+}
+
+void EventLoop::WaitAndDispatch(int timeout_ms) {
+  if (backend_ == Backend::kEpoll) {
+    epoll_event evs[64];
+    int n = ::epoll_wait(epfd_, evs, 64, timeout_ms);
+    if (n < 0) return;  // EINTR
+    for (int i = 0; i < n; i++) {
+      void* p = evs[i].data.ptr;
+      if (p == &kWakeMark) {
+        uint64_t v;
+        ssize_t r = ::read(wake_fd_, &v, sizeof v);
+        (void)r;
+        wake_pending_ = false;
+        continue;
+      }
+      if (p == &kListenMark) {
+        for (;;) {
+          int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+          if (fd < 0) break;
+          Accepted(fd);
+        }
+        continue;
+      }
+      auto* c = static_cast<Connection*>(p);
+      if (!conns_.count(c)) continue;
+      uint32_t e = evs[i].events;
+      if ((e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && c->loop_sending_) EpollSendNow(c);
+      if (c->removed_) continue;
+      if ((e & (EPOLLIN | EPOLLERR | EPOLLHUP)) && c->recv_pending_) {
+        ssize_t r;
+        do {
+          r = ::recv(c->fd_, c->rbuf_.data() + c->rhave_, c->rbuf_.size() - c->rhave_, MSG_DONTWAIT);
+        } while (r < 0 && errno == EINTR);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+        RecvDone(c, r < 0 ? -long(errno) : long(r));
+        if (conns_.count(c)) SetEpollInterest(c);
+      } else if (!c->recv_pending_ && !c->loop_sending_ && (e & (EPOLLERR | EPOLLHUP))) {
+        SetEpollInterest(c);
+      }
+    }
+    return;
+  }
+
+  io_uring* ring = ring_.get();
+  if (timeout_ms < 0) {
+    io_uring_submit_and_wait(ring, 1);
+  } else {
+    io_uring_submit(ring);
+    __kernel_timespec ts{};
+    ts.tv_sec = timeout_ms / 1000;
+    ts.tv_nsec = (timeout_ms % 1000) * 1000000L;
+    io_uring_cqe* cqe;
+    io_uring_wait_cqe_timeout(ring, &cqe, &ts);
+  }
+  struct Done {
+    uint64_t tag;
+    long res;
+  };
+  io_uring_cqe* cqes[kMaxCqes];
+  Done done[kMaxCqes];
+  unsigned n = io_uring_peek_batch_cqe(ring, cqes, kMaxCqes);
+  for (unsigned i = 0; i < n; i++) done[i] = {cqes[i]->user_data, long(cqes[i]->res)};
+  io_uring_cq_advance(ring, n);
+  for (unsigned i = 0; i < n; i++) {
+    uint64_t tag = done[i].tag;
+    long res = done[i].res;
+    switch (TagOp(tag)) {
+      case kOpWake:
+        wake_armed_ = false;
+        wake_pending_ = false;
+        SubmitWake();
+        break;
+      case kOpAccept:
+        accept_pending_ = false;
+        if (res >= 0) Accepted(int(res));
+        SubmitAccept();
+        break;
+      case kOpRecv: {
+        Connection* c = TagConn(tag);
+        if (conns_.count(c)) RecvDone(c, res);
+        break;
+      }
+      case kOpSend: {
+        Connection* c = TagConn(tag);
+        if (conns_.count(c)) SendDone(c, res);
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace streamkit::server
