@@ -14,5 +14,7 @@ inline uint32_t Value(const void* data, size_t n) { return Extend(0, data, n); }
 
 // True when the hardware path is in use (for benchmark reports).
 bool HardwareAccelerated();
+// The table-driven implementation, whatever the CPU has (tests compare the two).
+uint32_t ExtendPortableForTesting(uint32_t crc, const void* data, size_t n);
 
 }  // namespace streamkit::crc32c
