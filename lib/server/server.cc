@@ -26,7 +26,6 @@ using proto::Type;
 using proto::Writer;
 
 namespace {
-constexpr int kTimerTickMs = 5;
 constexpr int64_t kRetentionEveryMs = 30 * 1000;
 
 Bytes ErrorFrame(uint32_t corr, uint16_t type, Err err, std::string_view msg) {
@@ -249,6 +248,10 @@ Status Server::Run() {
   // Shutdown: stop accepting and reading requests, finish those in progress, send
   // the last answers, make everything durable.
   stopping_ = true;
+  {
+    std::lock_guard<std::mutex> g(timer_mu_);
+    timer_cv_.notify_all();
+  }
   ::unlink(opts_.socket_path.c_str());
   for (auto& l : loops_) l->StopReading();
   for (auto& l : loops_) l->WaitReadingStopped();  // no request is being handled on a loop
@@ -315,8 +318,12 @@ bool Server::OnFrame(const std::shared_ptr<Connection>& c, uint32_t corr, uint16
 
 void Server::Answer(const std::shared_ptr<Connection>& c, Bytes&& frame) {
   if (opts_.faults.latency_ms <= 0) return c->Send(std::move(frame));
-  std::lock_guard<std::mutex> g(delayed_mu_);
-  delayed_.push_back(Delayed{NowMs() + opts_.faults.latency_ms, c, std::move(frame)});
+  int64_t due = NowMs() + opts_.faults.latency_ms;
+  {
+    std::lock_guard<std::mutex> g(delayed_mu_);
+    delayed_.push_back(Delayed{due, c, std::move(frame)});
+  }
+  KickTimer(due);
 }
 
 bool Server::Inject(double rate) {
@@ -688,6 +695,7 @@ void Server::HandleFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Re
     std::lock_guard<std::mutex> g(waiters_mu_);
     waiters_.push_back(Waiter{c, corr, shard, offset, max_bytes, NowMs() + wait_ms});
   }
+  KickTimer(NowMs() + wait_ms);
   WakeWaiters(shard);  // data may have landed between the check and parking
 }
 
@@ -788,11 +796,38 @@ void Server::SendDelayed(int64_t now) {
   for (auto& d : due) d.conn->Send(std::move(d.frame));
 }
 
+void Server::KickTimer(int64_t due_ms) {
+  if (due_ms >= timer_due_ms_.load()) return;  // it wakes in time anyway
+  std::lock_guard<std::mutex> g(timer_mu_);
+  timer_kick_ = true;
+  timer_cv_.notify_one();
+}
+
 void Server::TimerLoop() {
   int64_t next_retention = NowMs() + kRetentionEveryMs;
   int64_t next_autoscale = NowMs() + 1000;
   while (!stopping_) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(kTimerTickMs));
+    // Sleeps until the next thing is due (no fixed tick: an idle server stays idle);
+    // parking a fetch or delaying an answer that is due sooner wakes it.
+    int64_t due = std::min(next_autoscale, next_retention);
+    {
+      std::lock_guard<std::mutex> g(waiters_mu_);
+      for (const auto& w : waiters_) due = std::min(due, w.deadline_ms);
+    }
+    {
+      std::lock_guard<std::mutex> g(delayed_mu_);
+      if (!delayed_.empty()) due = std::min(due, delayed_.front().due_ms);
+    }
+    {
+      std::unique_lock<std::mutex> l(timer_mu_);
+      timer_due_ms_ = due;
+      int64_t wait = due - NowMs();
+      if (wait > 0 && !stopping_ && !timer_kick_)
+        timer_cv_.wait_for(l, std::chrono::milliseconds(wait), [&] { return stopping_ || timer_kick_; });
+      timer_kick_ = false;
+      timer_due_ms_ = INT64_MAX;  // awake: nobody needs to kick
+    }
+    if (stopping_) break;
     int64_t now = NowMs();
     std::vector<Waiter> expired;
     {

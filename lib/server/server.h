@@ -95,6 +95,7 @@ class Server final : public FrameHandler {
   void WakeWaiters(const std::shared_ptr<Shard>& shard, std::span<const uint8_t> fresh = {},
                    uint64_t fresh_base = 0, uint64_t fresh_next = 0);
   void SendDelayed(int64_t now);
+  void KickTimer(int64_t due_ms);  // something is due at due_ms: wake the timer if it sleeps past it
   void SyncLoop();
   void TimerLoop();
   bool Inject(double rate);
@@ -126,6 +127,10 @@ class Server final : public FrameHandler {
   std::vector<PendingAck> pending_;
   bool sync_stop_ = false;
   std::thread sync_thread_, timer_thread_;
+  std::mutex timer_mu_;
+  std::condition_variable timer_cv_;
+  bool timer_kick_ = false;
+  std::atomic<int64_t> timer_due_ms_{0};  // when the sleeping timer wakes; INT64_MAX while awake
 
   std::mutex rng_mu_;
   std::mt19937_64 rng_{std::random_device{}()};
