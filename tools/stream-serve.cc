@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <sys/resource.h>
 
+#include <atomic>
 #include <csignal>
 #include <thread>
 
@@ -60,11 +61,16 @@ int main(int argc, char** argv) {
   server::Server srv(opts);
   // Any failure to start or serve is exit 1 (2 is kept for usage errors).
   if (Status s = srv.Start(); !s.ok()) return tools::FailMsg(tool, tools::kExitFailure, s.message());
-  std::thread([&srv, set] {
+  std::atomic<bool> signalled{false};
+  std::thread waiter([&srv, &signalled, set] {
     int sig;
     sigwait(&set, &sig);
+    signalled = true;
     srv.Shutdown();
-  }).detach();
+  });
   Status s = srv.Run();
+  // Stopped by a signal: the waiter is done with the server; otherwise it still waits.
+  if (signalled) waiter.join();
+  else waiter.detach();
   return s.ok() ? 0 : tools::FailMsg(tool, tools::kExitFailure, s.message());
 }
