@@ -234,8 +234,27 @@ uint32_t Extend(uint32_t crc, const void* data, size_t n) {
   return ExtendPortable(crc, p, n);
 }
 
-uint32_t ExtendPortableForTesting(uint32_t crc, const void* data, size_t n) {
-  return ExtendPortable(crc, static_cast<const uint8_t*>(data), n);
+bool Available(Impl impl) {
+  switch (impl) {
+    case Impl::kPortable: return true;
+#if defined(__x86_64__)
+    case Impl::kCrc32Lanes: return kHaveSse42;
+    case Impl::kAvx512Fold: return kHaveAvx512Clmul;
+#else
+    default: return false;
+#endif
+  }
+  return false;
+}
+
+uint32_t ExtendUsing(Impl impl, uint32_t crc, const void* data, size_t n) {
+  const auto* p = static_cast<const uint8_t*>(data);
+#if defined(__x86_64__)
+  if (impl == Impl::kCrc32Lanes && kHaveSse42) return ExtendSse42(crc, p, n);
+  if (impl == Impl::kAvx512Fold && kHaveAvx512Clmul && n >= kFoldMin) return ExtendAvx512(crc, p, n);
+  if (impl == Impl::kAvx512Fold && kHaveSse42) return ExtendSse42(crc, p, n);
+#endif
+  return ExtendPortable(crc, p, n);
 }
 
 bool HardwareAccelerated() {

@@ -14,7 +14,11 @@ inline uint32_t Value(const void* data, size_t n) { return Extend(0, data, n); }
 
 // True when the hardware path is in use (for benchmark reports).
 bool HardwareAccelerated();
-// The table-driven implementation, whatever the CPU has (tests compare the two).
-uint32_t ExtendPortableForTesting(uint32_t crc, const void* data, size_t n);
+// The implementations, for tests to compare whatever the CPU picks by default:
+// tables; three interleaved crc32 chains (SSE4.2); 256-byte folding with AVX-512
+// VPCLMULQDQ (inputs of 1 KiB and more; shorter ones take the crc32 chains).
+enum class Impl { kPortable, kCrc32Lanes, kAvx512Fold };
+bool Available(Impl impl);
+uint32_t ExtendUsing(Impl impl, uint32_t crc, const void* data, size_t n);
 
 }  // namespace streamkit::crc32c
