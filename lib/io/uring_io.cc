@@ -81,13 +81,18 @@ class UringFile final : public PosixFile {
   // fail (a filesystem without non-blocking buffered writes) is written with pwrite
   // from then on. Reads and fdatasync always go through the ring.
   Status WriteAt(const void* data, size_t n, uint64_t offset) override {
-    if (nowait_failures_ >= kNowaitProbes && nowait_successes_ == 0)
+    if (nowait_unsupported_ || (nowait_failures_ >= kNowaitProbes && nowait_successes_ == 0))
       return PosixFile::WriteAt(data, n, offset);
     auto* p = static_cast<uint8_t*>(const_cast<void*>(data));
     while (n > 0) {
       int res = RunOne(Op::kWriteNowait, fd_, p, unsigned(std::min(n, kMaxChunk)), offset);
       if (res == -EAGAIN) {
         nowait_failures_++;
+        return PosixFile::WriteAt(p, n, offset);
+      }
+      if (res == -EOPNOTSUPP || res == -EINVAL) {
+        // The filesystem takes no RWF_NOWAIT writes at all (tmpfs on some kernels).
+        nowait_unsupported_ = true;
         return PosixFile::WriteAt(p, n, offset);
       }
       if (res > 0) nowait_successes_++;
@@ -122,6 +127,7 @@ class UringFile final : public PosixFile {
  private:
   std::atomic<int> nowait_failures_{0};
   std::atomic<int> nowait_successes_{0};
+  std::atomic<bool> nowait_unsupported_{false};
 };
 
 class UringIoImpl final : public PosixIoImpl {
