@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "proto/protocol.h"
@@ -106,10 +107,12 @@ Status EventLoop::Init() {
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | (backend_ == Backend::kEpoll ? EFD_NONBLOCK : 0));
   if (wake_fd_ < 0) return Status::FromErrno(errno, "eventfd");
   if (backend_ == Backend::kUring) {
-    ring_ = std::make_unique<io_uring>();
-    int rc = io_uring_queue_init(kRingEntries, ring_.get(), 0);
+    // The ring itself is made by the loop thread (Run): a single-issuer ring belongs
+    // to the task that creates it. Here: can one be made at all?
+    io_uring probe;
+    int rc = io_uring_queue_init(8, &probe, 0);
     if (rc < 0) return Status::Unsupported("io_uring_queue_init", -rc);
-    ring_ready_ = true;
+    io_uring_queue_exit(&probe);
     return Status::OK();
   }
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -186,8 +189,33 @@ void EventLoop::RequestResume(Connection* c) {
 
 // ---- the loop ------------------------------------------------------------------------
 
+// Completions run only when the loop asks for them (DEFER_TASKRUN, one issuer): no
+// interrupting the loop to run them, and a wake-up only when a completion is due.
+// Older kernels (before 6.1) refuse these flags and get a plain ring.
+Status EventLoop::MakeRing() {
+  ring_ = std::make_unique<io_uring>();
+  io_uring_params p{};
+  p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  int rc = io_uring_queue_init_params(kRingEntries, ring_.get(), &p);
+  if (rc < 0) {
+    p = io_uring_params{};
+    p.flags = IORING_SETUP_COOP_TASKRUN;
+    rc = io_uring_queue_init_params(kRingEntries, ring_.get(), &p);
+  }
+  if (rc < 0) rc = io_uring_queue_init(kRingEntries, ring_.get(), 0);
+  if (rc < 0) return Status::Unsupported("io_uring_queue_init", -rc);
+  ring_ready_ = true;
+  return Status::OK();
+}
+
 void EventLoop::Run() {
   tid_ = std::this_thread::get_id();
+  if (backend_ == Backend::kUring && !MakeRing().ok()) {
+    // Probed at start-up, so this should not happen; serve nothing rather than crash.
+    std::fprintf(stderr, "stream-serve: an event loop could not set up its io_uring\n");
+    while (phase_.load() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return;
+  }
   SubmitWake();
   SubmitAccept();
   for (;;) {
@@ -485,7 +513,7 @@ void EventLoop::Remove(Connection* c) {
     c->out_bytes_ = 0;
   }
   c->removed_ = true;
-  if (backend_ == Backend::kEpoll) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd_, nullptr);
+  if (backend_ == Backend::kEpoll && !c->epoll_deleted_) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd_, nullptr);
   handler_->OnClosed(c);
   // The descriptor is closed with the last reference (waiters may hold one; their
   // sends are dropped), so its number is never reused under them.
@@ -548,11 +576,16 @@ void EventLoop::SetEpollInterest(Connection* c) {
   uint32_t want = 0;
   if (c->recv_pending_) want |= EPOLLIN;
   if (c->loop_sending_ && c->iov_at_ < c->iov_.size()) want |= EPOLLOUT;
-  if (want == c->epoll_events_ || c->removed_) return;
+  if (c->removed_ || (want == c->epoll_events_ && !c->epoll_deleted_)) return;
+  if (c->epoll_deleted_ && want == 0) return;  // stays off until it has something to do
   epoll_event ev{};
   ev.events = want;
   ev.data.ptr = c;
-  if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, c->fd_, &ev) == 0) c->epoll_events_ = want;
+  int op = c->epoll_deleted_ ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+  if (::epoll_ctl(epfd_, op, c->fd_, &ev) == 0) {
+    c->epoll_events_ = want;
+    c->epoll_deleted_ = false;
+  }
 }
 
 void EventLoop::EpollSendNow(Connection* c) {
@@ -618,7 +651,16 @@ void EventLoop::WaitAndDispatch(int timeout_ms) {
         RecvDone(c, r < 0 ? -long(errno) : long(r));
         if (conns_.count(c)) SetEpollInterest(c);
       } else if (!c->recv_pending_ && !c->loop_sending_ && (e & (EPOLLERR | EPOLLHUP))) {
-        SetEpollInterest(c);
+        // The peer is gone while nothing is asked of the socket (a worker holds the
+        // connection, or the server is stopping). Epoll reports a hang-up whatever
+        // the interest, so stop watching the socket instead of waking for it again;
+        // what is left (an answer, the close) finds the error on its own.
+        c->read_eof_ = true;
+        MaybeClose(c);
+        if (!c->removed_ && !c->loop_sending_ && !c->epoll_deleted_) {
+          ::epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd_, nullptr);
+          c->epoll_deleted_ = true;
+        }
       }
     }
     return;

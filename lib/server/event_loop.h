@@ -77,6 +77,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool loop_sending_ = false;  // the loop has a send in progress (sending_/iov_)
   bool removed_ = false;
   uint32_t epoll_events_ = 0;
+  bool epoll_deleted_ = false;  // taken off epoll after a hang-up with nothing to do
   std::vector<Bytes> sending_;
   std::vector<iovec> iov_;
   size_t iov_at_ = 0;
@@ -133,6 +134,7 @@ class EventLoop {
   friend class Connection;
   EventLoop(Backend b, int listen_fd, FrameHandler* handler);
   Status Init();
+  Status MakeRing();
   void Run();
 
   // Thread-safe requests from connections.

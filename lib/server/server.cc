@@ -208,8 +208,11 @@ Status Server::Start() {
   if (::pipe2(wake_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) return Status::FromErrno(errno, "pipe");
 
   // Event loops: one per core (at most 4), all on the same backend.
-  const bool want_uring = std::string_view(io_->name()) == "io_uring";
-  const unsigned nloops = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+  // STREAMKIT_NET=epoll|io_uring overrides the choice (the default follows the I/O backend).
+  const char* net = std::getenv("STREAMKIT_NET");
+  const bool want_uring = net ? std::string_view(net) == "io_uring" : std::string_view(io_->name()) == "io_uring";
+  unsigned nloops = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+  if (const char* n = std::getenv("STREAMKIT_NET_LOOPS"); n && std::atoi(n) > 0) nloops = unsigned(std::atoi(n));
   for (unsigned i = 0; i < nloops; i++) {
     SK_ASSIGN_OR_RETURN(auto loop, EventLoop::Create(i == 0 ? want_uring : loops_[0]->backend() == EventLoop::Backend::kUring,
                                                      listen_fd_, this));
