@@ -11,7 +11,6 @@
 // A restart after a crash finds the intent and redoes exactly [a, b], rewriting the
 // same files: every record ends up in the delivered files exactly once.
 #include <fcntl.h>
-#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -1103,11 +1102,8 @@ int Firehose::Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Buffers of many MiB come and go for every delivery: keep freed memory in the heap
-  // for the next one instead of returning it to the kernel and faulting it in again
-  // (page faults cost more than the copying on virtual machines).
-  mallopt(M_MMAP_THRESHOLD, 512 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1024 << 20);
+  // Buffers of many MiB come and go for every delivery.
+  tools::KeepFreedMemory();
   CLI::App app{"stream-firehose: deliver a stream into files, buffered, with transform, partitioning, compression "
                "and Parquet (Amazon Data Firehose)."};
   Options o;

@@ -506,6 +506,7 @@ int Tool::Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tools::KeepFreedMemory();  // batches and answers of MiBs come and go
   CLI::App app{"stream-mirror: keep streams of one stream-serve in step on another, exactly once (MirrorMaker 2)."};
   Options o;
   app.add_option("--from", o.from, "Source server's socket")->required();

@@ -745,6 +745,7 @@ int Tail::Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tools::KeepFreedMemory();  // batches and answers of MiBs come and go
   CLI::App app{"stream-tail: print a stream's records, one per line, like tail(1)."};
   Options o;
   o.conn.client_name = kTool;

@@ -1,5 +1,7 @@
 #include "tool_common.h"
 
+#include <malloc.h>
+
 #include <csignal>
 #include <cstdio>
 
@@ -62,6 +64,11 @@ namespace {
 volatile sig_atomic_t g_stop_requested = 0;
 void OnStopSignal(int) { g_stop_requested = 1; }
 }  // namespace
+
+void KeepFreedMemory() {
+  mallopt(M_MMAP_THRESHOLD, 512 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1024 << 20);
+}
 
 void CatchStopSignals() {
   struct sigaction sa{};

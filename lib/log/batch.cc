@@ -193,6 +193,9 @@ BatchBuilder::BatchBuilder(BatchOptions opts) { Reset(opts); }
 
 void BatchBuilder::Reset(BatchOptions opts) {
   opts_ = opts;
+  // The last batch's size: one allocation instead of a chain of doublings (and
+  // copies) when Finish() handed the buffer away.
+  if (buf_.capacity() < reserve_hint_) buf_.reserve(reserve_hint_);
   buf_.assign(kBatchHeaderSize, 0);
   count_ = 0;
 }
@@ -232,6 +235,7 @@ void BatchBuilder::Add(std::string_view key, const u128* hash_key, std::string_v
 Bytes BatchBuilder::Finish() {
   SK_ASSERT(count_ > 0, "Finish() on an empty batch");
   size_t records_size = buf_.size() - kBatchHeaderSize;
+  reserve_hint_ = buf_.size();
   Bytes out;
   if (opts_.codec == Codec::kZstd) {
     // One context per thread, freed when the thread ends.

@@ -107,6 +107,7 @@ class BatchBuilder {
  private:
   BatchOptions opts_;
   Bytes buf_;
+  size_t reserve_hint_ = 0;  // size of the last batch built
   uint32_t count_ = 0;
   int64_t first_ts_ = 0;
   int64_t max_ts_ = 0;
