@@ -339,7 +339,8 @@ void EventLoop::Accepted(int fd) {
 void EventLoop::Parse(Connection* c) {
   size_t at = 0;
   std::shared_ptr<Connection> self = conns_.at(c);
-  while (!c->busy_ && !c->read_eof_ && !c->shutdown_requested_ && c->rhave_ - at >= proto::kFrameHeaderSize) {
+  while (!c->busy_ && !c->paused_ && !c->read_eof_ && !c->shutdown_requested_ &&
+         c->rhave_ - at >= proto::kFrameHeaderSize) {
     proto::FrameHeader h = proto::DecodeFrameHeader(c->rbuf_.data() + at);
     if (h.length < 6 || h.length > proto::kMaxFrameBytes) {
       c->Send(handler_->BadFrame(h.correlation_id, h.type, h.length));
@@ -352,6 +353,13 @@ void EventLoop::Parse(Connection* c) {
     Bytes frame(c->rbuf_.begin() + long(at), c->rbuf_.begin() + long(at + total));
     at += total;
     if (handler_->OnFrame(self, h.correlation_id, h.type, std::move(frame))) c->busy_ = true;
+    // Backpressure per request: a client that pipelines many fetches without
+    // reading gets no further than the cap (the rest stays unparsed).
+    std::lock_guard<std::mutex> g(c->mu_);
+    if (c->out_bytes_ >= kMaxQueuedBytes) {
+      c->paused_ = true;
+      break;
+    }
   }
   if (at > 0) {
     std::memmove(c->rbuf_.data(), c->rbuf_.data() + at, c->rhave_ - at);

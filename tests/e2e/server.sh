@@ -59,6 +59,62 @@ kill -CONT "$STUCK"
 kill "$STUCK"
 wait "$STUCK" 2>/dev/null || true
 
+# 2b. A client that pipelines 200 fetches of 1 MiB without reading: the server queues
+# at most ~64 MiB for it (reading pauses), serves others meanwhile, and then
+# delivers every answer, in order of the requests it took.
+SERVE_HWM_BEFORE=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+python3 - "$STREAMKIT_SOCKET" "$T/flood.ready" "$T/flood.go" <<'PY' &
+import os, socket, struct, sys, time
+sock_path, ready, go = sys.argv[1:4]
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+def frame(corr, typ, payload):
+    return struct.pack("<IIH", 6 + len(payload), corr, typ) + payload
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sock_path)
+s.sendall(frame(1, 1, struct.pack("<HH", 2, 2) + varint(5) + b"flood"))
+name = b"big"
+reqs = b"".join(frame(100 + i, 7, varint(len(name)) + name + struct.pack("<IQII", 0, 0, 1 << 20, 0)) for i in range(200))
+s.sendall(reqs)
+open(ready, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.05)
+buf = b""
+seen = []
+def read_exact(n):
+    global buf
+    while len(buf) < n:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            raise SystemExit("connection closed after %d answers" % len(seen))
+        buf += chunk
+    out, buf = buf[:n], buf[n:]
+    return out
+while len(seen) < 201:
+    (n,) = struct.unpack("<I", read_exact(4))
+    body = read_exact(n)
+    corr, typ, err = struct.unpack_from("<IHH", body)
+    assert err == 0, (corr, err, body[:80])
+    seen.append(corr)
+assert seen == [1] + list(range(100, 300)), seen[:5]
+PY
+FLOOD=$!
+for _ in $(seq 200); do [ -e "$T/flood.ready" ] && break; sleep 0.05; done
+sleep 1  # let the server fill that client's queue
+out=$(timeout 30 stream-tail big -n 5 | wc -l) || fail "reader stalled behind a client that does not read"
+expect_eq "$out" 5 "reader beside a flooding client"
+SERVE_HWM=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+[ $((SERVE_HWM - SERVE_HWM_BEFORE)) -lt $((160 * 1024)) ] ||
+  fail "server grew by $(((SERVE_HWM - SERVE_HWM_BEFORE) / 1024)) MiB for one client's unread answers (cap 64 MiB)"
+touch "$T/flood.go"
+wait "$FLOOD" || fail "the flooding client did not get all 200 answers in order"
+
 # 3. Garbage on the socket: an error frame, that connection closed, the rest served.
 python3 - "$STREAMKIT_SOCKET" <<'PY'
 import socket, struct, sys
