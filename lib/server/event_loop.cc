@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <future>
 
 #include "proto/protocol.h"
 
@@ -19,6 +20,7 @@ namespace streamkit::server {
 namespace {
 constexpr size_t kMaxQueuedBytes = 64u << 20;  // per connection, before its reading pauses
 constexpr size_t kReadChunk = 256u << 10;
+constexpr uint32_t kMaxFrameBeforeHello = 64u << 10;
 constexpr size_t kMaxFramesPerSend = 64;
 constexpr unsigned kRingEntries = 512;
 constexpr int kMaxCqes = 128;
@@ -112,7 +114,15 @@ Status EventLoop::Init() {
     io_uring probe;
     int rc = io_uring_queue_init(8, &probe, 0);
     if (rc < 0) return Status::Unsupported("io_uring_queue_init", -rc);
+    // The operations the loop uses (ACCEPT 5.5, RECV/READ 5.6): older kernels get epoll.
+    bool ops = false;
+    if (io_uring_probe* pr = io_uring_get_probe_ring(&probe)) {
+      ops = io_uring_opcode_supported(pr, IORING_OP_ACCEPT) && io_uring_opcode_supported(pr, IORING_OP_RECV) &&
+            io_uring_opcode_supported(pr, IORING_OP_SENDMSG) && io_uring_opcode_supported(pr, IORING_OP_READ);
+      io_uring_free_probe(pr);
+    }
     io_uring_queue_exit(&probe);
+    if (!ops) return Status::Unsupported("io_uring lacks accept/recv/sendmsg/read", ENOSYS);
     return Status::OK();
   }
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -135,8 +145,13 @@ EventLoop::~EventLoop() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-void EventLoop::Start() {
-  thread_ = std::thread([this] { Run(); });
+Status EventLoop::Start() {
+  std::promise<Status> made;
+  std::future<Status> ready = made.get_future();
+  thread_ = std::thread([this, &made] { Run(&made); });
+  Status s = ready.get();
+  if (!s.ok()) thread_.join();  // the loop thread ends at once when it has no ring
+  return s;
 }
 
 void EventLoop::StopReading() {
@@ -208,13 +223,15 @@ Status EventLoop::MakeRing() {
   return Status::OK();
 }
 
-void EventLoop::Run() {
+void EventLoop::Run(std::promise<Status>* made) {
   tid_ = std::this_thread::get_id();
-  if (backend_ == Backend::kUring && !MakeRing().ok()) {
-    // Probed at start-up, so this should not happen; serve nothing rather than crash.
-    std::fprintf(stderr, "stream-serve: an event loop could not set up its io_uring\n");
-    while (phase_.load() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    return;
+  if (backend_ == Backend::kUring) {
+    // e.g. RLIMIT_MEMLOCK on kernels before 5.12: the probe's small ring fit, this one not.
+    Status s = MakeRing();
+    made->set_value(s);
+    if (!s.ok()) return;
+  } else {
+    made->set_value(Status::OK());
   }
   SubmitWake();
   SubmitAccept();
@@ -230,7 +247,10 @@ void EventLoop::Run() {
       if (Idle() || SteadyMs() >= deadline_ms_.load()) break;
     }
     if (!local_flush_.empty()) continue;  // handling a resume queued more output
-    WaitAndDispatch(phase == 2 ? 10 : -1);
+    ResumeAcceptingIfDue();
+    int timeout = phase == 2 ? 10 : -1;
+    if (accept_paused_until_ != 0) timeout = int(std::clamp<int64_t>(accept_paused_until_ - SteadyMs(), 1, 100));
+    WaitAndDispatch(timeout);
   }
   CloseAll();
 }
@@ -282,7 +302,7 @@ void EventLoop::StopReadingNow() {
       MaybeClose(c.get());
     }
   }
-  if (backend_ == Backend::kEpoll) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+  if (backend_ == Backend::kEpoll && accept_paused_until_ == 0) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
 }
 
 bool EventLoop::Idle() {
@@ -348,6 +368,13 @@ void EventLoop::Parse(Connection* c) {
       c->shutdown_requested_ = true;
       break;
     }
+    if (!c->hello_done && h.length > kMaxFrameBeforeHello) {
+      // Only a Hello may come first; a huge header must not size the buffer.
+      c->Send(handler_->BadFrame(h.correlation_id, h.type, h.length));
+      c->read_eof_ = true;
+      c->shutdown_requested_ = true;
+      break;
+    }
     size_t total = 4 + size_t(h.length);
     if (c->rhave_ - at < total) break;
     Bytes frame(c->rbuf_.begin() + long(at), c->rbuf_.begin() + long(at + total));
@@ -364,6 +391,11 @@ void EventLoop::Parse(Connection* c) {
   if (at > 0) {
     std::memmove(c->rbuf_.data(), c->rbuf_.data() + at, c->rhave_ - at);
     c->rhave_ -= at;
+    // Back to the usual size after a large frame (no receive is pending here).
+    if (c->rbuf_.size() > 4 * kReadChunk && c->rhave_ < kReadChunk) {
+      c->rbuf_.resize(kReadChunk);
+      c->rbuf_.shrink_to_fit();
+    }
   }
   {
     std::lock_guard<std::mutex> g(c->mu_);
@@ -497,14 +529,21 @@ void EventLoop::MaybeClose(Connection* c) {
     return;
   }
   if (reading_stopped_) return;  // shutting down: CloseAll, after the last answers
-  if (c->recv_pending_) {
-    if (backend_ == Backend::kEpoll) {
-      c->recv_pending_ = false;
-    } else {
-      ::shutdown(c->fd_, SHUT_RDWR);  // the receive completes, then we come back here
+  if (c->recv_pending_ && backend_ == Backend::kUring) {
+    ::shutdown(c->fd_, SHUT_RDWR);  // the receive completes, then we come back here
+    return;
+  }
+  {
+    // Closed under the same lock that saw no direct sender, so none starts after.
+    std::lock_guard<std::mutex> g(c->mu_);
+    if (c->sending_now_) {
+      c->close_waiting_ = true;
       return;
     }
+    if (!c->closed_ && !c->out_.empty()) return;  // a frame queued just now: its flush comes back here
+    c->closed_ = true;
   }
+  c->recv_pending_ = false;
   Remove(c);
 }
 
@@ -564,8 +603,27 @@ void EventLoop::SubmitSend(Connection* c) {
   io_uring_sqe_set_data64(sqe, Tag(c, kOpSend));
 }
 
+void EventLoop::PauseAccepting() {
+  accept_paused_until_ = SteadyMs() + 100;
+  if (backend_ == Backend::kEpoll) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+}
+
+void EventLoop::ResumeAcceptingIfDue() {
+  if (accept_paused_until_ == 0 || SteadyMs() < accept_paused_until_) return;
+  accept_paused_until_ = 0;
+  if (reading_stopped_) return;
+  if (backend_ == Backend::kEpoll) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.data.ptr = &kListenMark;
+    ::epoll_ctl(epfd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+  } else {
+    SubmitAccept();
+  }
+}
+
 void EventLoop::SubmitAccept() {
-  if (backend_ == Backend::kEpoll || accept_pending_ || reading_stopped_) return;
+  if (backend_ == Backend::kEpoll || accept_pending_ || reading_stopped_ || accept_paused_until_ != 0) return;
   io_uring_sqe* sqe = GetSqe(ring_.get());
   io_uring_prep_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
   io_uring_sqe_set_data64(sqe, Tag(nullptr, kOpAccept));
@@ -640,8 +698,13 @@ void EventLoop::WaitAndDispatch(int timeout_ms) {
       if (p == &kListenMark) {
         for (;;) {
           int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-          if (fd < 0) break;
-          Accepted(fd);
+          if (fd >= 0) {
+            Accepted(fd);
+            continue;
+          }
+          if (errno == EINTR || errno == ECONNABORTED) continue;
+          if (errno != EAGAIN && errno != EWOULDBLOCK) PauseAccepting();
+          break;
         }
         continue;
       }
@@ -663,8 +726,7 @@ void EventLoop::WaitAndDispatch(int timeout_ms) {
         // connection, or the server is stopping). Epoll reports a hang-up whatever
         // the interest, so stop watching the socket instead of waking for it again;
         // what is left (an answer, the close) finds the error on its own.
-        c->read_eof_ = true;
-        MaybeClose(c);
+        // (Requests already received still run: end of file shows on the next receive.)
         if (!c->removed_ && !c->loop_sending_ && !c->epoll_deleted_) {
           ::epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd_, nullptr);
           c->epoll_deleted_ = true;
@@ -705,7 +767,12 @@ void EventLoop::WaitAndDispatch(int timeout_ms) {
         break;
       case kOpAccept:
         accept_pending_ = false;
-        if (res >= 0) Accepted(int(res));
+        if (res >= 0) {
+          Accepted(int(res));
+        } else if (res != -EINTR && res != -EAGAIN && res != -ECONNABORTED) {
+          PauseAccepting();  // EMFILE, ENFILE, ENOMEM: try again in a while, do not spin
+          break;
+        }
         SubmitAccept();
         break;
       case kOpRecv: {

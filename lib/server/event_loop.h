@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -119,7 +120,9 @@ class EventLoop {
   Backend backend() const { return backend_; }
   const char* name() const { return backend_ == Backend::kUring ? "io_uring" : "epoll"; }
 
-  void Start();  // runs the loop on its own thread
+  // Runs the loop on its own thread; fails (and ends the thread) when an io_uring
+  // loop cannot make its ring, so the caller can fall back to epoll.
+  Status Start();
   // Thread-safe. Phase 1: accept nothing more and read no more requests (queued
   // answers still go out). Phase 2: once every queue is empty and no worker holds a
   // connection, or at `deadline_ms` (steady clock), close everything and end.
@@ -135,7 +138,9 @@ class EventLoop {
   EventLoop(Backend b, int listen_fd, FrameHandler* handler);
   Status Init();
   Status MakeRing();
-  void Run();
+  void Run(std::promise<Status>* made);
+  void PauseAccepting();
+  void ResumeAcceptingIfDue();
 
   // Thread-safe requests from connections.
   void RequestFlush(Connection* c);  // c->flush_requested_ was just set
@@ -174,6 +179,7 @@ class EventLoop {
   int wake_fd_ = -1;
   uint64_t wake_buf_ = 0;
   bool accept_pending_ = false;
+  int64_t accept_paused_until_ = 0;  // steady ms; accept errors (EMFILE) pause accepting
   bool wake_armed_ = false;
   std::thread thread_;
   std::thread::id tid_;

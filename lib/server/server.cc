@@ -125,6 +125,23 @@ Result<FaultSpec> FaultSpec::Parse(std::string_view text) {
 Server::Server(ServerOptions opts) : opts_(std::move(opts)) {}
 
 Server::~Server() {
+  // Normally Run() has stopped everything; after a failed Start() some may still run.
+  for (auto& l : loops_) l->StopReading();
+  for (auto& l : loops_) l->Finish(0);
+  for (auto& l : loops_) l->Join();
+  loops_.clear();
+  {
+    std::lock_guard<std::mutex> g(sync_mu_);
+    sync_stop_ = true;
+  }
+  sync_cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> g(timer_mu_);
+    timer_stop_ = true;
+    timer_cv_.notify_all();
+  }
+  if (sync_thread_.joinable()) sync_thread_.join();
+  if (timer_thread_.joinable()) timer_thread_.join();
   if (listen_fd_ >= 0) ::close(listen_fd_);
   if (lock_fd_ >= 0) ::close(lock_fd_);
   for (int fd : wake_pipe_)
@@ -207,26 +224,41 @@ Status Server::Start() {
   if (::listen(listen_fd_, 128) != 0) return Status::FromErrno(errno, "listen");
   if (::pipe2(wake_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) return Status::FromErrno(errno, "pipe");
 
+  sync_thread_ = std::thread([this] { SyncLoop(); });
+  timer_thread_ = std::thread([this] { TimerLoop(); });
+
+  workers_ = std::make_unique<WorkerPool>(2);
+  // Loops last: they start serving at once.
   // Event loops: one per core (at most 4), all on the same backend.
   // STREAMKIT_NET=epoll|io_uring overrides the choice (the default follows the I/O backend).
   const char* net = std::getenv("STREAMKIT_NET");
-  const bool want_uring = net ? std::string_view(net) == "io_uring" : std::string_view(io_->name()) == "io_uring";
+  bool uring = net ? std::string_view(net) == "io_uring" : std::string_view(io_->name()) == "io_uring";
+  const bool wanted_uring = uring;
   unsigned nloops = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
   if (const char* n = std::getenv("STREAMKIT_NET_LOOPS"); n && std::atoi(n) > 0) nloops = unsigned(std::atoi(n));
-  for (unsigned i = 0; i < nloops; i++) {
-    SK_ASSIGN_OR_RETURN(auto loop, EventLoop::Create(i == 0 ? want_uring : loops_[0]->backend() == EventLoop::Backend::kUring,
-                                                     listen_fd_, this));
-    loops_.push_back(std::move(loop));
+  for (;;) {
+    Status started;
+    for (unsigned i = 0; i < nloops && started.ok(); i++) {
+      SK_ASSIGN_OR_RETURN(auto loop, EventLoop::Create(uring, listen_fd_, this));
+      uring = loop->backend() == EventLoop::Backend::kUring;
+      if (!uring) {
+        // Several loops may wake for one connection: the losers must not block in accept.
+        ::fcntl(listen_fd_, F_SETFL, ::fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
+      }
+      started = loop->Start();
+      if (started.ok()) loops_.push_back(std::move(loop));
+    }
+    if (started.ok()) break;
+    if (!uring) return started;
+    // A loop could not make its ring (memlock limit on older kernels): all on epoll.
+    for (auto& l : loops_) l->StopReading();
+    for (auto& l : loops_) l->Finish(0);
+    for (auto& l : loops_) l->Join();
+    loops_.clear();
+    uring = false;
   }
-  if (loops_[0]->backend() == EventLoop::Backend::kEpoll) {
-    // Several loops may wake for one connection: the losers must not block in accept.
-    ::fcntl(listen_fd_, F_SETFL, ::fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
-    if (want_uring) Log("io_uring cannot serve sockets here; using epoll for the network");
-  }
-  workers_ = std::make_unique<WorkerPool>(2);
+  if (wanted_uring && !uring) Log("io_uring cannot serve sockets here; using epoll for the network");
 
-  sync_thread_ = std::thread([this] { SyncLoop(); });
-  timer_thread_ = std::thread([this] { TimerLoop(); });
   Log(fmt::format("serving {} on {} (io: {}, net: {} x{}, fsync: {}, {} streams)", opts_.data_dir,
                   opts_.socket_path, io_->name(), loops_[0]->name(), loops_.size(),
                   opts_.durability.ToString(), store_->List().size()));
@@ -240,7 +272,6 @@ void Server::Shutdown() {
 }
 
 Status Server::Run() {
-  for (auto& l : loops_) l->Start();
   pollfd wake{wake_pipe_[0], POLLIN, 0};
   for (;;) {
     int n = ::poll(&wake, 1, -1);
@@ -251,14 +282,15 @@ Status Server::Run() {
   // Shutdown: stop accepting and reading requests, finish those in progress, send
   // the last answers, make everything durable.
   stopping_ = true;
-  {
-    std::lock_guard<std::mutex> g(timer_mu_);
-    timer_cv_.notify_all();
-  }
   ::unlink(opts_.socket_path.c_str());
   for (auto& l : loops_) l->StopReading();
   for (auto& l : loops_) l->WaitReadingStopped();  // no request is being handled on a loop
   workers_->Drain();                                // nor on a worker
+  {
+    std::lock_guard<std::mutex> g(timer_mu_);
+    timer_stop_ = true;  // its last sweep now sees every delayed answer and parked fetch
+    timer_cv_.notify_all();
+  }
   {
     std::lock_guard<std::mutex> g(sync_mu_);
     sync_stop_ = true;
@@ -809,7 +841,7 @@ void Server::KickTimer(int64_t due_ms) {
 void Server::TimerLoop() {
   int64_t next_retention = NowMs() + kRetentionEveryMs;
   int64_t next_autoscale = NowMs() + 1000;
-  while (!stopping_) {
+  while (!timer_stop_) {
     // Sleeps until the next thing is due (no fixed tick: an idle server stays idle);
     // parking a fetch or delaying an answer that is due sooner wakes it.
     int64_t due = std::min(next_autoscale, next_retention);
@@ -825,12 +857,12 @@ void Server::TimerLoop() {
       std::unique_lock<std::mutex> l(timer_mu_);
       timer_due_ms_ = due;
       int64_t wait = due - NowMs();
-      if (wait > 0 && !stopping_ && !timer_kick_)
-        timer_cv_.wait_for(l, std::chrono::milliseconds(wait), [&] { return stopping_ || timer_kick_; });
+      if (wait > 0 && !timer_stop_ && !timer_kick_)
+        timer_cv_.wait_for(l, std::chrono::milliseconds(wait), [&] { return timer_stop_ || timer_kick_; });
       timer_kick_ = false;
       timer_due_ms_ = INT64_MAX;  // awake: nobody needs to kick
     }
-    if (stopping_) break;
+    if (timer_stop_) break;
     int64_t now = NowMs();
     std::vector<Waiter> expired;
     {

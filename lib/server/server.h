@@ -130,6 +130,7 @@ class Server final : public FrameHandler {
   std::mutex timer_mu_;
   std::condition_variable timer_cv_;
   bool timer_kick_ = false;
+  std::atomic<bool> timer_stop_{false};  // set (under timer_mu_) once no request is in hand
   std::atomic<int64_t> timer_due_ms_{0};  // when the sleeping timer wakes; INT64_MAX while awake
 
   std::mutex rng_mu_;

@@ -5,6 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 start_server
 
+for _ in $(seq 100); do grep -q "net: " "$T/serve.log" && break; sleep 0.05; done
 if [ "${STREAMKIT_IO:-}" = posix ]; then
   grep -q "net: epoll" "$T/serve.log" || fail "posix I/O should serve sockets with epoll: $(head -1 "$T/serve.log")"
 else
