@@ -8,7 +8,9 @@
 // fetch, describe) are answered right there; slow ones (anything that fsyncs a
 // metadata file: create, reshard, checkpoints) go to a worker, and the loop parses
 // nothing more from that connection until the worker calls Resume(): requests of one
-// connection are handled in order, and no connection's fsync holds up the others.
+// connection are handled in order, and no loop ever waits for an fsync (the two
+// workers are shared: one slow fsync can delay other clients' checkpoints, never
+// their produce and fetch requests).
 //
 // Output: Connection::Send() is thread-safe and never blocks. On the loop thread a
 // frame is queued and sent with the next submission (one io_uring_enter carries the
