@@ -193,7 +193,7 @@ class Firehose {
   Status worker_error_;
   std::atomic<bool> fenced_{false};
   Clock::time_point last_heartbeat_{};
-  uint64_t tmp_counter_ = 0;
+  std::atomic<uint64_t> tmp_counter_{0};  // delivery threads write files concurrently
   // Counters for -v / the progress line.
   std::atomic<uint64_t> delivered_records_{0}, files_{0}, error_records_{0};
   Clock::time_point started_ = Clock::now(), last_progress_{};

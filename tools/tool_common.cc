@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 
@@ -61,8 +62,10 @@ int Parse(CLI::App& app, int argc, char** argv, const char* tool) {
 void IgnoreSigpipe() { std::signal(SIGPIPE, SIG_IGN); }
 
 namespace {
-volatile sig_atomic_t g_stop_requested = 0;
-void OnStopSignal(int) { g_stop_requested = 1; }
+// Read by worker threads too: a lock-free atomic (async-signal-safe), not just volatile.
+std::atomic<bool> g_stop_requested{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+void OnStopSignal(int) { g_stop_requested.store(true, std::memory_order_relaxed); }
 }  // namespace
 
 void KeepFreedMemory() {
@@ -78,6 +81,6 @@ void CatchStopSignals() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
-bool StopRequested() { return g_stop_requested != 0; }
+bool StopRequested() { return g_stop_requested.load(std::memory_order_relaxed); }
 
 }  // namespace streamkit::tools
