@@ -61,6 +61,16 @@ __attribute__((target("sse4.2"))) uint64_t Chain(uint64_t c, const uint8_t* p, s
   return c;
 }
 
+// One chain over what is left, then the last bytes; the final inversion.
+__attribute__((target("sse4.2"))) uint32_t Finish(uint64_t c, const uint8_t* p, size_t n) {
+  c = Chain(c, p, n);
+  p += n & ~size_t(7);
+  n &= 7;
+  uint32_t c32 = uint32_t(c);
+  while (n--) c32 = _mm_crc32_u8(c32, *p++);
+  return ~c32;
+}
+
 struct ShiftTable {
   std::array<std::array<uint32_t, 256>, 4> t{};
   uint32_t operator()(uint32_t s) const {
@@ -116,12 +126,7 @@ __attribute__((target("sse4.2"))) uint32_t ExtendSse42(uint32_t crc, const uint8
   uint64_t c = ~crc;
   if (n >= 3 * kLongBlock) c = ThreeLanes<kLongBlock>(c, p, n, kLong);
   if (n >= 3 * kShortBlock) c = ThreeLanes<kShortBlock>(c, p, n, kShort);
-  c = Chain(c, p, n);
-  p += n & ~size_t(7);
-  n &= 7;
-  uint32_t c32 = uint32_t(c);
-  while (n--) c32 = _mm_crc32_u8(c32, *p++);
-  return ~c32;
+  return Finish(c, p, n);
 }
 
 // Long inputs on CPUs with AVX-512 and VPCLMULQDQ: carry-less multiplication folds
@@ -199,13 +204,7 @@ __attribute__((target("avx512f,vpclmulqdq,sse4.2,pclmul"))) uint32_t ExtendAvx51
   acc = Fold128(l2, _mm_set_epi64x(int64_t(k16.k1), int64_t(k16.k0)), acc);
   uint64_t c = _mm_crc32_u64(0, uint64_t(_mm_cvtsi128_si64(acc)));
   c = _mm_crc32_u64(c, uint64_t(_mm_extract_epi64(acc, 1)));
-  // The rest (under 256 bytes) one chain at a time.
-  c = Chain(c, p, n);
-  p += n & ~size_t(7);
-  n &= 7;
-  uint32_t c32 = uint32_t(c);
-  while (n--) c32 = _mm_crc32_u8(c32, *p++);
-  return ~c32;
+  return Finish(c, p, n);  // the rest, under 256 bytes
 }
 
 bool DetectAvx512Clmul() {
