@@ -111,8 +111,13 @@ sleep 1  # let the server fill that client's queue
 out=$(timeout 30 stream-tail big -n 5 | wc -l) || fail "reader stalled behind a client that does not read"
 expect_eq "$out" 5 "reader beside a flooding client"
 SERVE_HWM=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
-[ $((SERVE_HWM - SERVE_HWM_BEFORE)) -lt $((160 * 1024)) ] ||
-  fail "server grew by $(((SERVE_HWM - SERVE_HWM_BEFORE) / 1024)) MiB for one client's unread answers (cap 64 MiB)"
+# Uncapped, the server holds all 200 answers (measured: 198 MiB; capped: 62 MiB).
+# Under ASan the resident size says little about live bytes (quarantine, redzones,
+# shadow: 146 MiB capped vs 170 uncapped), so there only order and completeness count.
+if [ "${STREAMKIT_E2E_SANITIZED:-0}" != 1 ]; then
+  [ $((SERVE_HWM - SERVE_HWM_BEFORE)) -lt $((160 * 1024)) ] ||
+    fail "server grew by $(((SERVE_HWM - SERVE_HWM_BEFORE) / 1024)) MiB for one client's unread answers (cap 64 MiB)"
+fi
 touch "$T/flood.go"
 wait "$FLOOD" || fail "the flooding client did not get all 200 answers in order"
 
