@@ -77,6 +77,11 @@ void Connection::Send(Bytes&& frame) {
   loop_->RequestFlush(this);
 }
 
+bool Connection::Backlogged() {
+  std::lock_guard<std::mutex> g(mu_);
+  return out_bytes_ >= kMaxQueuedBytes;
+}
+
 void Connection::Shutdown() {
   shutdown_requested_ = true;
   std::unique_lock<std::mutex> l(mu_);

@@ -60,9 +60,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // parsing its requests.
   void Resume();
 
+  // True while the answers queued for this connection hold 64 MiB or more (its
+  // requests are not read meanwhile). Thread-safe.
+  bool Backlogged();
+
   // Set by the Hello handler; read and written only by whoever handles the
   // connection's current request (one at a time).
   bool hello_done = false;
+  // Long-poll fetches of this connection parked in the server (guarded by the
+  // server's waiter lock).
+  int parked_fetches = 0;
 
  private:
   friend class EventLoop;

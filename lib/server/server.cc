@@ -27,6 +27,7 @@ using proto::Writer;
 
 namespace {
 constexpr int64_t kRetentionEveryMs = 30 * 1000;
+constexpr int kMaxParkedFetches = 16384;  // per connection (a stream has at most 10,000 shards)
 
 Bytes ErrorFrame(uint32_t corr, uint16_t type, Err err, std::string_view msg) {
   Bytes out;
@@ -681,7 +682,7 @@ void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, 
 }
 
 bool Server::AnswerFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Shard& shard,
-                         uint64_t offset, uint32_t max_bytes, bool force) {
+                         uint64_t offset, uint32_t max_bytes, bool force, bool empty) {
   // `closed` first: once it is set every append to the shard is done and synced, so
   // the durable end read after it is the shard's final end.
   bool closed = shard.closed.load();
@@ -691,7 +692,8 @@ bool Server::AnswerFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Sh
   proto::BeginResponse(&out, corr, Type::kFetch, Err::kNone, "");
   size_t fields = out.size();
   Writer(&out).u64(offset).u64(durable).u64(shard.log->start_offset()).u8(0);
-  auto rr = shard.log->Read(offset, std::min(max_bytes, proto::kMaxFetchBytes), &out, durable);
+  auto rr = empty ? Result<log::ReadResult>(log::ReadResult{offset, 0})
+                  : shard.log->Read(offset, std::min(max_bytes, proto::kMaxFetchBytes), &out, durable);
   if (!rr.ok()) {
     c->Send(ErrorFrame(corr, uint16_t(Type::kFetch), proto::ErrFromStatus(rr.status()), rr.status().message()));
     return true;
@@ -727,7 +729,16 @@ void Server::HandleFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Re
                             proto::ShardIdName(shard_index), start));
   if (AnswerFetch(c, corr, *shard, offset, max_bytes, wait_ms == 0)) return;
   {
-    std::lock_guard<std::mutex> g(waiters_mu_);
+    std::unique_lock<std::mutex> g(waiters_mu_);
+    // Parked fetches cost memory and a scan per append: a connection parks at most
+    // kMaxParkedFetches (a follower parks one per shard); beyond that the fetch is
+    // answered at once, with no records.
+    if (c->parked_fetches >= kMaxParkedFetches) {
+      g.unlock();
+      AnswerFetch(c, corr, *shard, offset, max_bytes, true);
+      return;
+    }
+    c->parked_fetches++;
     waiters_.push_back(Waiter{c, corr, shard, offset, max_bytes, NowMs() + wait_ms});
   }
   KickTimer(NowMs() + wait_ms);
@@ -744,6 +755,7 @@ void Server::WakeWaiters(const std::shared_ptr<Shard>& shard, std::span<const ui
     uint64_t durable = shard->log->durable_offset();
     for (auto it = waiters_.begin(); it != waiters_.end();) {
       if (it->shard == shard && (it->offset < durable || closed)) {
+        it->conn->parked_fetches--;
         ready.push_back(std::move(*it));
         it = waiters_.erase(it);
       } else {
@@ -752,6 +764,12 @@ void Server::WakeWaiters(const std::shared_ptr<Shard>& shard, std::span<const ui
     }
   }
   for (auto& w : ready) {
+    // A client with 64 MiB of unread answers gets no more data (it asks again once
+    // it reads): parked fetches stay within the same cap as pipelined ones.
+    if (w.conn->Backlogged()) {
+      AnswerFetch(w.conn, w.corr, *w.shard, w.offset, w.max_bytes, true, true);
+      continue;
+    }
     // A follower waiting exactly at the batch just appended gets those bytes as
     // received, straight from the request (no file read on the follow path).
     if (!fresh.empty() && w.offset >= fresh_base && w.offset < fresh_next &&
@@ -869,6 +887,7 @@ void Server::TimerLoop() {
       std::lock_guard<std::mutex> g(waiters_mu_);
       for (auto it = waiters_.begin(); it != waiters_.end();) {
         if (it->deadline_ms <= now) {
+          it->conn->parked_fetches--;
           expired.push_back(std::move(*it));
           it = waiters_.erase(it);
         } else {
@@ -876,7 +895,7 @@ void Server::TimerLoop() {
         }
       }
     }
-    for (auto& w : expired) AnswerFetch(w.conn, w.corr, *w.shard, w.offset, w.max_bytes, true);
+    for (auto& w : expired) AnswerFetch(w.conn, w.corr, *w.shard, w.offset, w.max_bytes, true, w.conn->Backlogged());
     SendDelayed(now);
     if (now >= next_autoscale) {
       // On-demand scaling: split hot shards, merge cold neighbours.

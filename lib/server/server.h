@@ -88,8 +88,10 @@ class Server final : public FrameHandler {
                      Bytes& frame, bool keep_time);
   void HandleFetch(const std::shared_ptr<Connection>& c, uint32_t corr, proto::Reader& r);
   // Answers a fetch now. Returns false (and sends nothing) when there is no data yet.
+  // `empty`: answer with no records (the client asks again), for a connection
+  // whose unread answers are already at the cap.
   bool AnswerFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Shard& shard,
-                   uint64_t offset, uint32_t max_bytes, bool force);
+                   uint64_t offset, uint32_t max_bytes, bool force, bool empty = false);
   // Answers parked fetches that new durable data satisfies. `fresh` is the batch
   // just appended ([fresh_base, fresh_next)), served from memory when it fits.
   void WakeWaiters(const std::shared_ptr<Shard>& shard, std::span<const uint8_t> fresh = {},

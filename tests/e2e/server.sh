@@ -121,6 +121,76 @@ fi
 touch "$T/flood.go"
 wait "$FLOOD" || fail "the flooding client did not get all 200 answers in order"
 
+# 2c. A client that parks 16,500 long-poll fetches at the end of a shard and reads
+# nothing: at most 16,384 park (the rest are answered at once, empty), and when a
+# ~900 KB record lands the server sends data only until that client's unread answers
+# reach the 64 MiB cap; the other woken fetches get empty answers (the client asks
+# again). Every fetch is answered exactly once.
+END_OFFSET=250000  # 'big' holds 200,000 + 50,000 records, offsets from 0
+python3 - "$STREAMKIT_SOCKET" "$T/park.ready" "$T/park.go" "$END_OFFSET" <<'PY' &
+import os, socket, struct, sys, time
+sock_path, ready, go, end = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+def frame(corr, typ, payload):
+    return struct.pack("<IIH", 6 + len(payload), corr, typ) + payload
+N = 16500
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sock_path)
+s.sendall(frame(1, 1, struct.pack("<HH", 2, 2) + varint(4) + b"park"))
+name = b"big"
+s.sendall(b"".join(frame(100 + i, 7, varint(len(name)) + name + struct.pack("<IQII", 0, end, 1 << 20, 30000))
+                   for i in range(N)))
+open(ready, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.05)
+buf = bytearray()
+def read_exact(n):
+    global buf
+    while len(buf) < n:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            raise SystemExit("connection closed")
+        buf += chunk
+    out = bytes(buf[:n])
+    del buf[:n]
+    return out
+seen, with_data = set(), 0
+read_exact(4 + struct.unpack("<I", read_exact(4))[0] - 4)  # hello answer
+while len(seen) < N:
+    (n,) = struct.unpack("<I", read_exact(4))
+    body = read_exact(n)
+    corr, typ, err = struct.unpack_from("<IHH", body)
+    assert err == 0, (corr, err, body[:80])
+    assert corr not in seen, corr
+    seen.add(corr)
+    if n > 100000:
+        with_data += 1
+assert seen == set(range(100, 100 + N))
+assert 1 <= with_data <= 120, with_data  # ~64 MiB queued + what the socket buffer took
+print("parked fetches: %d answered, %d with data" % (len(seen), with_data), file=sys.stderr)
+PY
+PARK=$!
+for _ in $(seq 400); do [ -e "$T/park.ready" ] && break; sleep 0.05; done
+sleep 1  # let the server park them
+SERVE_HWM_BEFORE=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+head -c 900000 /dev/zero | tr '\0' x | stream-put big --raw || fail "put of a large record beside parked fetches"
+sleep 1
+SERVE_HWM=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+if [ "${STREAMKIT_E2E_SANITIZED:-0}" != 1 ]; then
+  # Uncapped, 16,384 woken fetches would each queue the 900 KB record (14 GiB).
+  [ $((SERVE_HWM - SERVE_HWM_BEFORE)) -lt $((160 * 1024)) ] ||
+    fail "server grew by $(((SERVE_HWM - SERVE_HWM_BEFORE) / 1024)) MiB for one client's parked fetches (cap 64 MiB)"
+fi
+touch "$T/park.go"
+wait "$PARK" || fail "the client with parked fetches did not get every answer exactly once"
+
 # 3. Garbage on the socket: an error frame, that connection closed, the rest served.
 python3 - "$STREAMKIT_SOCKET" <<'PY'
 import socket, struct, sys
