@@ -42,6 +42,10 @@
 #   PEERS_DIR=<repo>/../shared/bench/peers
 #   OUT_DIR=${TMPDIR:-/tmp}/stream_bench.<date>   kept: full log, peer logs, RESULT lines
 #   SK_SERVE_FLAGS="" extra flags for the default-policy server (e.g. "--fsync interval=200")
+#   PIN_W3=1          also W3 (client library) with server and client pinned to CPU 0 (taskset),
+#                     and Redis' W3 pinned the same way: on this 2-vCPU VM waking a thread on the
+#                     other, idle vCPU costs 30-80 us, so where the scheduler puts the three
+#                     threads decides most of the latency (0: skip)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -57,6 +61,8 @@ MEM_RUNS="${MEM_RUNS:-1}"
 SKIP_PEERS="${SKIP_PEERS:-0}"
 PEERS_NATS="${PEERS_NATS:-0}"
 PROFILE="${PROFILE:-0}"
+PIN_W3="${PIN_W3:-1}"
+command -v taskset >/dev/null || PIN_W3=0
 BUILD_DIR="${BUILD_DIR:-$ROOT/build-bench}"
 PEERS_DIR="${PEERS_DIR:-$(cd "$ROOT/../shared/bench/peers" 2>/dev/null && pwd || echo "$ROOT/../shared/bench/peers")}"
 REF_SUMMARY="$PEERS_DIR/results/summary.txt"
@@ -120,7 +126,7 @@ kib_to_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 start_server() { # start_server <datadir> [stream-serve flags...]; sets SERVER_PID
   local data="$1"; shift
   export STREAMKIT_DATA="$data" STREAMKIT_SOCKET="$WORK/serve.sock" STREAMKIT_NO_AUTOSTART=1
-  "$BIN/stream-serve" "$@" >>"$WORK/serve.log" 2>&1 &
+  ${SERVE_PREFIX:-} "$BIN/stream-serve" "$@" >>"$WORK/serve.log" 2>&1 &
   SERVER_PID=$!
   local i
   for ((i = 0; i < 200; i++)); do
@@ -209,7 +215,7 @@ cat "$PAYLOAD" >/dev/null  # in the page cache before timing
 
 # ---- streamkit: W1, W2, W3 (default policy), W1 (--fsync always) --------------------------------
 declare -a w1 w1mb w1cpu_put w1cpu_srv w1rss w1srv_hwm w1bpr w2 w2rss w2cpu_tail w2cpu_srv
-declare -a w3t50 w3t99 w3t999 w3c50 w3c99 w3c999 f1 f1mb f1rss f1cpu_srv
+declare -a w3t50 w3t99 w3t999 w3c50 w3c99 w3c999 w3p50 w3p99 w3p999 f1 f1mb f1rss f1cpu_srv
 SK_FAIL=0
 
 # put_run <tag> <run>: W1 into stream "b" of the running server; sets W1_* vars
@@ -282,6 +288,23 @@ sk_run() {
   done
   stop_server
 
+  # W3 again, server and client library pinned to CPU 0
+  if [ "$PIN_W3" = 1 ]; then
+    rm -rf "$WORK/data"
+    # shellcheck disable=SC2086
+    SERVE_PREFIX="taskset -c 0" start_server "$WORK/data" $SK_SERVE_FLAGS
+    create_stream lat_pin 1
+    rc=0
+    out=$(taskset -c 0 "$FL" "$BIN" lat_pin "$LAT_N" "$LAT_RATE" client 2>"$WORK/fl.err") || rc=$?
+    say "run $r default W3 pinned to CPU 0: $out$( [ $rc -eq 0 ] || echo " rc=$rc")"
+    if [ -n "$out" ]; then
+      w3p50+=("$(field p50_us "$out")"); w3p99+=("$(field p99_us "$out")"); w3p999+=("$(field p999_us "$out")")
+    else
+      echo "follow_latency pinned failed (rc=$rc):" >&2; tail -5 "$WORK/fl.err" >&2; SK_FAIL=1
+    fi
+    stop_server
+  fi
+
   # W1 with --fsync always (group commit), fresh server and data dir
   rm -rf "$WORK/data"
   start_server "$WORK/data" --fsync always
@@ -322,6 +345,25 @@ peer_once() {
     PEER_FAIL[$tag]="$script${*:+ $*} failed in run $r (rc=$rc): $(tail -3 "$err" | tr '\n' ' ')"
     note "NOTE: run $r: ${PEER_FAIL[$tag]}"
   fi
+}
+
+# redis_pinned_w3 <run>: Redis' W3 (the peers' own client, built by redis.sh) with redis-server
+# and the client pinned to CPU 0, like streamkit's pinned W3
+declare -a rp50 rp99
+redis_pinned_w3() {
+  local rb="${PEERS_WORK:-${TMPDIR:-/tmp}/streamkit-peers}/build/redis_bench" d out pid i
+  command -v redis-server >/dev/null && [ -x "$rb" ] || { note "NOTE: run $1: no redis-server or $rb: Redis W3 pinned skipped"; return 0; }
+  d=$(mktemp -d "${TMPDIR:-/tmp}/stream_bench.redis.XXXXXX")
+  taskset -c 0 redis-server --port 0 --unixsocket "$d/r.sock" --unixsocketperm 700 --dir "$d" --appendonly yes \
+    --appendfsync everysec --logfile "$d/r.log" --daemonize no >/dev/null 2>&1 &
+  pid=$!
+  for ((i = 0; i < 100; i++)); do redis-cli -s "$d/r.sock" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  out=$(taskset -c 0 "$rb" w3 "$d/r.sock" lat "$LAT_N" "$LAT_RATE" 2>&1 | grep '^W3' || true)
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+  rm -rf "$d"
+  say "run $1 peer redis W3 pinned to CPU 0: ${out:-failed}"
+  [ -n "$out" ] || return 0
+  rp50+=("$(field p50_us "$out")"); rp99+=("$(field p99_us "$out")")
 }
 
 # peer_report <tag>: RESULT lines over every successful run of <tag>, else the reference figures
@@ -379,6 +421,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   if [ "$SKIP_PEERS" != 1 ] && [ "$r" -le "$PEER_RUNS" ]; then
     peer_once redis redis.sh "$r"
     peer_once redis-fsync-always redis.sh "$r" FSYNC=always
+    [ "$PIN_W3" = 1 ] && redis_pinned_w3 "$r"
   fi
 done
 
@@ -425,6 +468,9 @@ say "# streamkit"
   report streamkit W3_client_latency_p50 us "${w3c50[@]}"
   report streamkit W3_client_latency_p99 us "${w3c99[@]}"
   report streamkit W3_client_latency_p999 us "${w3c999[@]}"
+  report streamkit W3_pinned_client_latency_p50 us "${w3p50[@]}"
+  report streamkit W3_pinned_client_latency_p99 us "${w3p99[@]}"
+  report streamkit W3_pinned_client_latency_p999 us "${w3p999[@]}"
   report streamkit rss_stream-put_W1 MiB "${w1rss[@]}"
   report streamkit rss_stream-tail_W2 MiB "${w2rss[@]}"
   report streamkit rss_stream-serve_after_W1_W2_VmHWM MiB "${w1srv_hwm[@]}"
@@ -448,6 +494,10 @@ say ""
 say "# peers (runs interleaved with streamkit's)"
 peer_report redis
 peer_report redis-fsync-always
+if [ "${#rp50[@]}" -gt 0 ]; then
+  { report redis-pinned W3_latency_p50 us "${rp50[@]}"; report redis-pinned W3_latency_p99 us "${rp99[@]}"; } |
+    tee /dev/stderr | sed 's/^/this /' >>"$RES.peers"
+fi
 if [ "$PEERS_NATS" = 1 ] && [ "$SKIP_PEERS" != 1 ]; then
   say ""
   say "# peer nats: nats.sh (RUNS=$PEER_RUNS, after the others; slow)"
@@ -581,6 +631,8 @@ row("W3 follow p50 µs, tools (put→tail -f)", "W3_latency_p50", "us", "redis",
 row("W3 follow p99 µs, tools", "W3_latency_p99", "us", "redis", kind="le", limit=150)
 row("W3 follow p50 µs, client lib", "W3_client_latency_p50", "us", "redis", "W3_latency_p50", kind="le_peer")
 row("W3 follow p99 µs, client lib", "W3_client_latency_p99", "us", "redis", "W3_latency_p99", kind="le", limit=150)
+row("W3 follow p50 µs, client lib, all on CPU 0", "W3_pinned_client_latency_p50", "us", "redis-pinned", "W3_latency_p50", kind="le_peer")
+row("W3 follow p99 µs, client lib, all on CPU 0", "W3_pinned_client_latency_p99", "us", "redis-pinned", "W3_latency_p99", kind="le", limit=150)
 row("W1 put rec/s, --fsync always", "W1_write", "records/s", "redis-fsync-always", kind="ge_peer", factor=3, who="streamkit-fsync-always")
 row(f"stream-serve peak RSS, {mst}×{msh} idle (VmHWM) MiB", f"rss_stream-serve_{idle}_VmHWM", "MiB", kind="le", limit=64)
 row(f"stream-serve RSS, {mst}×{msh} idle (VmRSS) MiB", f"rss_stream-serve_{idle}_VmRSS", "MiB")
