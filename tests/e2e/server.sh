@@ -127,9 +127,9 @@ wait "$FLOOD" || fail "the flooding client did not get all 200 answers in order"
 # reach the 64 MiB cap; the other woken fetches get empty answers (the client asks
 # again). Every fetch is answered exactly once.
 END_OFFSET=250000  # 'big' holds 200,000 + 50,000 records, offsets from 0
-python3 - "$STREAMKIT_SOCKET" "$T/park.ready" "$T/park.go" "$END_OFFSET" <<'PY' &
+python3 - "$STREAMKIT_SOCKET" "$T/park.ready" "$T/park.go" "$END_OFFSET" "${STREAMKIT_E2E_SANITIZED:-0}" <<'PY' &
 import os, socket, struct, sys, time
-sock_path, ready, go, end = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+sock_path, ready, go, end, sanitized = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1"
 def varint(n):
     out = b""
     while True:
@@ -173,7 +173,9 @@ while len(seen) < N:
     if n > 100000:
         with_data += 1
 assert seen == set(range(100, 100 + N))
-assert 1 <= with_data <= 120, with_data  # ~64 MiB queued + what the socket buffer took
+# ~64 MiB queued + what the socket buffer took. (A sanitized server may still be
+# waking fetches when this client starts reading; then more get data, rightly.)
+assert 1 <= with_data and (sanitized or with_data <= 120), with_data
 print("parked fetches: %d answered, %d with data" % (len(seen), with_data), file=sys.stderr)
 PY
 PARK=$!
@@ -181,7 +183,7 @@ for _ in $(seq 400); do [ -e "$T/park.ready" ] && break; sleep 0.05; done
 sleep 1  # let the server park them
 SERVE_HWM_BEFORE=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
 head -c 900000 /dev/zero | tr '\0' x | stream-put big --raw || fail "put of a large record beside parked fetches"
-sleep 1
+sleep 2  # the server answers the 16,384 woken fetches (~0.1 s unsanitized)
 SERVE_HWM=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
 if [ "${STREAMKIT_E2E_SANITIZED:-0}" != 1 ]; then
   # Uncapped, 16,384 woken fetches would each queue the 900 KB record (14 GiB).
