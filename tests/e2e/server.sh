@@ -64,45 +64,19 @@ wait "$STUCK" 2>/dev/null || true
 # at most ~64 MiB for it (reading pauses), serves others meanwhile, and then
 # delivers every answer, in order of the requests it took.
 SERVE_HWM_BEFORE=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
-python3 - "$STREAMKIT_SOCKET" "$T/flood.ready" "$T/flood.go" <<'PY' &
-import os, socket, struct, sys, time
+python3 - "$STREAMKIT_SOCKET" "$T/flood.ready" "$T/flood.go" "$(dirname "$0")" <<'PY' &
+import os, sys, time
 sock_path, ready, go = sys.argv[1:4]
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-def frame(corr, typ, payload):
-    return struct.pack("<IIH", 6 + len(payload), corr, typ) + payload
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sock_path)
-s.sendall(frame(1, 1, struct.pack("<HH", 2, 2) + varint(5) + b"flood"))
-name = b"big"
-reqs = b"".join(frame(100 + i, 7, varint(len(name)) + name + struct.pack("<IQII", 0, 0, 1 << 20, 0)) for i in range(200))
-s.sendall(reqs)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, sys.argv[4])
+import skwire
+s = skwire.connect(sock_path, "flood")
+s.sendall(b"".join(skwire.fetch(100 + i, "big", 0, 0, 1 << 20, 0) for i in range(200)))
 open(ready, "w").close()
 while not os.path.exists(go):
     time.sleep(0.05)
-buf = b""
-seen = []
-def read_exact(n):
-    global buf
-    while len(buf) < n:
-        chunk = s.recv(1 << 20)
-        if not chunk:
-            raise SystemExit("connection closed after %d answers" % len(seen))
-        buf += chunk
-    out, buf = buf[:n], buf[n:]
-    return out
-while len(seen) < 201:
-    (n,) = struct.unpack("<I", read_exact(4))
-    body = read_exact(n)
-    corr, typ, err = struct.unpack_from("<IHH", body)
-    assert err == 0, (corr, err, body[:80])
-    seen.append(corr)
+rd = skwire.Reader(s)
+seen = [rd.next()[0] for _ in range(201)]
 assert seen == [1] + list(range(100, 300)), seen[:5]
 PY
 FLOOD=$!
@@ -127,47 +101,23 @@ wait "$FLOOD" || fail "the flooding client did not get all 200 answers in order"
 # reach the 64 MiB cap; the other woken fetches get empty answers (the client asks
 # again). Every fetch is answered exactly once.
 END_OFFSET=250000  # 'big' holds 200,000 + 50,000 records, offsets from 0
-python3 - "$STREAMKIT_SOCKET" "$T/park.ready" "$T/park.go" "$END_OFFSET" "${STREAMKIT_E2E_SANITIZED:-0}" <<'PY' &
-import os, socket, struct, sys, time
+python3 - "$STREAMKIT_SOCKET" "$T/park.ready" "$T/park.go" "$END_OFFSET" "${STREAMKIT_E2E_SANITIZED:-0}" "$(dirname "$0")" <<'PY' &
+import os, sys, time
 sock_path, ready, go, end, sanitized = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1"
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-def frame(corr, typ, payload):
-    return struct.pack("<IIH", 6 + len(payload), corr, typ) + payload
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, sys.argv[6])
+import skwire
 N = 16500
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sock_path)
-s.sendall(frame(1, 1, struct.pack("<HH", 2, 2) + varint(4) + b"park"))
-name = b"big"
-s.sendall(b"".join(frame(100 + i, 7, varint(len(name)) + name + struct.pack("<IQII", 0, end, 1 << 20, 30000))
-                   for i in range(N)))
+s = skwire.connect(sock_path, "park")
+s.sendall(b"".join(skwire.fetch(100 + i, "big", 0, end, 1 << 20, 30000) for i in range(N)))
 open(ready, "w").close()
 while not os.path.exists(go):
     time.sleep(0.05)
-buf = bytearray()
-def read_exact(n):
-    global buf
-    while len(buf) < n:
-        chunk = s.recv(1 << 20)
-        if not chunk:
-            raise SystemExit("connection closed")
-        buf += chunk
-    out = bytes(buf[:n])
-    del buf[:n]
-    return out
+rd = skwire.Reader(s)
+assert rd.next()[0] == 1  # the Hello answer
 seen, with_data = set(), 0
-read_exact(4 + struct.unpack("<I", read_exact(4))[0] - 4)  # hello answer
 while len(seen) < N:
-    (n,) = struct.unpack("<I", read_exact(4))
-    body = read_exact(n)
-    corr, typ, err = struct.unpack_from("<IHH", body)
-    assert err == 0, (corr, err, body[:80])
+    corr, _, _, n = rd.next()
     assert corr not in seen, corr
     seen.add(corr)
     if n > 100000:
