@@ -349,7 +349,7 @@ peer_once() {
 
 # redis_pinned_w3 <run>: Redis' W3 (the peers' own client, built by redis.sh) with redis-server
 # and the client pinned to CPU 0, like streamkit's pinned W3
-declare -a rp50 rp99
+rp50=(); rp99=()
 redis_pinned_w3() {
   local rb="${PEERS_WORK:-${TMPDIR:-/tmp}/streamkit-peers}/build/redis_bench" d out pid i
   command -v redis-server >/dev/null && [ -x "$rb" ] || { note "NOTE: run $1: no redis-server or $rb: Redis W3 pinned skipped"; return 0; }
@@ -421,7 +421,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   if [ "$SKIP_PEERS" != 1 ] && [ "$r" -le "$PEER_RUNS" ]; then
     peer_once redis redis.sh "$r"
     peer_once redis-fsync-always redis.sh "$r" FSYNC=always
-    [ "$PIN_W3" = 1 ] && redis_pinned_w3 "$r"
+    if [ "$PIN_W3" = 1 ]; then redis_pinned_w3 "$r"; fi
   fi
 done
 
