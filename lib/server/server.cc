@@ -125,12 +125,17 @@ Result<FaultSpec> FaultSpec::Parse(std::string_view text) {
 
 Server::Server(ServerOptions opts) : opts_(std::move(opts)) {}
 
-Server::~Server() {
-  // Normally Run() has stopped everything; after a failed Start() some may still run.
+// Stops the event loops at once (no draining) and forgets them.
+void Server::DropLoops() {
   for (auto& l : loops_) l->StopReading();
   for (auto& l : loops_) l->Finish(0);
   for (auto& l : loops_) l->Join();
   loops_.clear();
+}
+
+Server::~Server() {
+  // Normally Run() has stopped everything; after a failed Start() some may still run.
+  DropLoops();
   {
     std::lock_guard<std::mutex> g(sync_mu_);
     sync_stop_ = true;
@@ -252,10 +257,7 @@ Status Server::Start() {
     if (started.ok()) break;
     if (!uring) return started;
     // A loop could not make its ring (memlock limit on older kernels): all on epoll.
-    for (auto& l : loops_) l->StopReading();
-    for (auto& l : loops_) l->Finish(0);
-    for (auto& l : loops_) l->Join();
-    loops_.clear();
+    DropLoops();
     uring = false;
   }
   if (wanted_uring && !uring) Log("io_uring cannot serve sockets here; using epoll for the network");
