@@ -316,7 +316,7 @@ Status Server::Run() {
 
 void Server::OnClosed(Connection* c) {
   std::lock_guard<std::mutex> g(waiters_mu_);
-  std::erase_if(waiters_, [c](const Waiter& w) { return w.conn.get() == c; });
+  if (c->parked_fetches > 0) (void)waiters_.TakeConnection(c);
 }
 
 Bytes Server::BadFrame(uint32_t corr, uint16_t type, uint32_t length) {
@@ -732,16 +732,16 @@ void Server::HandleFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Re
   if (AnswerFetch(c, corr, *shard, offset, max_bytes, wait_ms == 0)) return;
   {
     std::unique_lock<std::mutex> g(waiters_mu_);
-    // Parked fetches cost memory and a scan per append: a connection parks at most
-    // kMaxParkedFetches (a follower parks one per shard); beyond that the fetch is
-    // answered at once, with no records.
+    // Parked fetches cost memory and a look at each append to their shard: a
+    // connection parks at most kMaxParkedFetches (a follower parks one per shard);
+    // beyond that the fetch is answered at once, with no records.
     if (c->parked_fetches >= kMaxParkedFetches) {
       g.unlock();
       AnswerFetch(c, corr, *shard, offset, max_bytes, true);
       return;
     }
     c->parked_fetches++;
-    waiters_.push_back(Waiter{c, corr, shard, offset, max_bytes, NowMs() + wait_ms});
+    waiters_.Park(Waiter{c, corr, shard, offset, max_bytes, NowMs() + wait_ms});
   }
   KickTimer(NowMs() + wait_ms);
   WakeWaiters(shard);  // data may have landed between the check and parking
@@ -755,15 +755,8 @@ void Server::WakeWaiters(const std::shared_ptr<Shard>& shard, std::span<const ui
     if (waiters_.empty()) return;
     bool closed = shard->closed.load();
     uint64_t durable = shard->log->durable_offset();
-    for (auto it = waiters_.begin(); it != waiters_.end();) {
-      if (it->shard == shard && (it->offset < durable || closed)) {
-        it->conn->parked_fetches--;
-        ready.push_back(std::move(*it));
-        it = waiters_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    ready = waiters_.TakeReady(shard.get(), [&](const Waiter& w) { return w.offset < durable || closed; });
+    for (auto& w : ready) w.conn->parked_fetches--;
   }
   for (auto& w : ready) {
     // A client with 64 MiB of unread answers gets no more data (it asks again once
@@ -867,7 +860,7 @@ void Server::TimerLoop() {
     int64_t due = std::min(next_autoscale, next_retention);
     {
       std::lock_guard<std::mutex> g(waiters_mu_);
-      for (const auto& w : waiters_) due = std::min(due, w.deadline_ms);
+      due = std::min(due, waiters_.NextDeadline());
     }
     {
       std::lock_guard<std::mutex> g(delayed_mu_);
@@ -887,15 +880,8 @@ void Server::TimerLoop() {
     std::vector<Waiter> expired;
     {
       std::lock_guard<std::mutex> g(waiters_mu_);
-      for (auto it = waiters_.begin(); it != waiters_.end();) {
-        if (it->deadline_ms <= now) {
-          it->conn->parked_fetches--;
-          expired.push_back(std::move(*it));
-          it = waiters_.erase(it);
-        } else {
-          ++it;
-        }
-      }
+      expired = waiters_.TakeExpired(now);
+      for (auto& w : expired) w.conn->parked_fetches--;
     }
     for (auto& w : expired) AnswerFetch(w.conn, w.corr, *w.shard, w.offset, w.max_bytes, true, w.conn->Backlogged());
     SendDelayed(now);
@@ -915,8 +901,8 @@ void Server::TimerLoop() {
   SendDelayed(INT64_MAX);
   // Answer whoever still waits, so clients see an orderly end.
   std::lock_guard<std::mutex> g(waiters_mu_);
-  for (auto& w : waiters_) w.conn->Send(ErrorFrame(w.corr, uint16_t(Type::kFetch), Err::kShuttingDown, "the server is shutting down"));
-  waiters_.clear();
+  for (auto& w : waiters_.TakeAll())
+    w.conn->Send(ErrorFrame(w.corr, uint16_t(Type::kFetch), Err::kShuttingDown, "the server is shutting down"));
 }
 
 }  // namespace streamkit::server

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "server/event_loop.h"
+#include "server/parked.h"
 #include "server/store.h"
 
 namespace streamkit::server {
@@ -123,7 +124,7 @@ class Server final : public FrameHandler {
   std::string server_id_;
 
   std::mutex waiters_mu_;
-  std::vector<Waiter> waiters_;
+  ParkedFetches<Waiter> waiters_;
 
   std::mutex sync_mu_;
   std::condition_variable sync_cv_;
