@@ -60,6 +60,60 @@ Status DecodeRecord(ByteReader& rd, const BatchHeader& h, uint32_t index, Record
   return Status::OK();
 }
 
+// A varint at p (p < limit), with the one-byte case inline (most record fields).
+inline const uint8_t* Varint(const uint8_t* p, const uint8_t* limit, uint64_t* v) {
+  if (p < limit && *p < 0x80) {
+    *v = *p;
+    return p + 1;
+  }
+  return DecodeVarint64(p, limit, v);
+}
+
+}  // namespace
+
+// The record checks of ValidateBatch without building Records: true when every
+// record is well formed and within `limits` and the last one ends the section
+// exactly. It accepts exactly what the checked walk (DecodeRecord and the limit
+// checks) accepts; on false, that walk runs to name the first fault.
+bool RecordsValid(const uint8_t* p, size_t n, const BatchHeader& h, const Limits& limits) {
+  const uint8_t* const end = p + n;
+  int64_t max_ts = INT64_MIN;
+  for (uint32_t i = 0; i < h.record_count; i++) {
+    uint64_t len, ts_zz, off_delta, key_len, data_len;
+    p = Varint(p, end, &len);
+    if (p == nullptr || len > uint64_t(end - p) || len == 0) return false;
+    const uint8_t* const rend = p + len;
+    uint8_t attrs = *p++;
+    if ((attrs & ~kRecordHasHashKey) != 0) return false;
+    if ((p = Varint(p, rend, &ts_zz)) == nullptr || (i == 0 && ts_zz != 0)) return false;
+    if ((p = Varint(p, rend, &off_delta)) == nullptr || off_delta != i) return false;
+    if ((p = Varint(p, rend, &key_len)) == nullptr || key_len > uint64_t(rend - p)) return false;
+    const uint8_t* key = p;
+    p += key_len;
+    u128 hash_key = 0;
+    const bool has_hash_key = (attrs & kRecordHasHashKey) != 0;
+    if (has_hash_key) {
+      if (uint64_t(rend - p) < kHashKeySize) return false;
+      hash_key = DecodeU128BE(p);
+      p += kHashKeySize;
+    }
+    if ((p = Varint(p, rend, &data_len)) == nullptr || data_len != uint64_t(rend - p)) return false;
+    p = rend;
+    if (key_len < limits.min_key_bytes || key_len > limits.max_key_bytes ||
+        key_len + data_len > limits.max_record_bytes)
+      return false;
+    if (limits.check_hash_range) {
+      u128 hk = has_hash_key ? hash_key
+                             : Md5HashKey(std::string_view(reinterpret_cast<const char*>(key), size_t(key_len)));
+      if (hk < limits.hash_start || hk > limits.hash_end) return false;
+    }
+    max_ts = std::max(max_ts, int64_t(uint64_t(h.first_timestamp) + uint64_t(ZigZagDecode(ts_zz))));
+  }
+  return p == end && max_ts == h.max_timestamp;
+}
+
+namespace {
+
 // Returns the uncompressed records section, decompressing into `scratch` if needed.
 Status RecordsSection(std::span<const uint8_t> batch, const BatchHeader& h, Bytes* scratch,
                       const uint8_t** p, size_t* n) {
@@ -152,34 +206,37 @@ Status ValidateBatch(std::span<const uint8_t> batch, const Limits* limits, Batch
     const uint8_t* p;
     size_t n;
     SK_TRY(RecordsSection(batch, h, scratch, &p, &n));
-    ByteReader rd(p, n);
-    int64_t max_ts = INT64_MIN;
-    for (uint32_t i = 0; i < h.record_count; i++) {
-      Record r;
-      SK_TRY(DecodeRecord(rd, h, i, &r));
-      if (r.key.size() < limits->min_key_bytes || r.key.size() > limits->max_key_bytes)
-        return Status::InvalidArgument(fmt::format("record {}: partition key of {} bytes (allowed {}-{})",
-                                                   i, r.key.size(), limits->min_key_bytes,
-                                                   limits->max_key_bytes));
-      if (r.key.size() + r.data.size() > limits->max_record_bytes)
-        return Status::InvalidArgument(fmt::format("record {}: {} bytes of key and data exceed the limit of {}",
-                                                   i, r.key.size() + r.data.size(),
-                                                   limits->max_record_bytes));
-      if (limits->check_hash_range) {
-        u128 hk = r.has_hash_key ? r.hash_key : Md5HashKey(r.key);
-        if (hk < limits->hash_start || hk > limits->hash_end)
-          return Status::OutOfRange(fmt::format("record {}: hash key {} is outside the shard's range {}-{}",
-                                                i, U128ToString(hk), U128ToString(limits->hash_start),
-                                                U128ToString(limits->hash_end)));
-      }
-      max_ts = std::max(max_ts, r.timestamp_ms);
-    }
-    if (rd.remaining() != 0)
-      return Status::Corruption(fmt::format("{} stray bytes after the last record", rd.remaining()));
-    if (max_ts != h.max_timestamp)
-      return Status::Corruption(fmt::format("max timestamp {} but records reach {}", h.max_timestamp, max_ts));
+    if (!RecordsValid(p, n, h, *limits)) SK_TRY(CheckRecords(p, n, h, *limits));
   }
   if (out) *out = h;
+  return Status::OK();
+}
+
+Status CheckRecords(const uint8_t* p, size_t n, const BatchHeader& h, const Limits& limits) {
+  ByteReader rd(p, n);
+  int64_t max_ts = INT64_MIN;
+  for (uint32_t i = 0; i < h.record_count; i++) {
+    Record r;
+    SK_TRY(DecodeRecord(rd, h, i, &r));
+    if (r.key.size() < limits.min_key_bytes || r.key.size() > limits.max_key_bytes)
+      return Status::InvalidArgument(fmt::format("record {}: partition key of {} bytes (allowed {}-{})", i,
+                                                 r.key.size(), limits.min_key_bytes, limits.max_key_bytes));
+    if (r.key.size() + r.data.size() > limits.max_record_bytes)
+      return Status::InvalidArgument(fmt::format("record {}: {} bytes of key and data exceed the limit of {}", i,
+                                                 r.key.size() + r.data.size(), limits.max_record_bytes));
+    if (limits.check_hash_range) {
+      u128 hk = r.has_hash_key ? r.hash_key : Md5HashKey(r.key);
+      if (hk < limits.hash_start || hk > limits.hash_end)
+        return Status::OutOfRange(fmt::format("record {}: hash key {} is outside the shard's range {}-{}", i,
+                                              U128ToString(hk), U128ToString(limits.hash_start),
+                                              U128ToString(limits.hash_end)));
+    }
+    max_ts = std::max(max_ts, r.timestamp_ms);
+  }
+  if (rd.remaining() != 0)
+    return Status::Corruption(fmt::format("{} stray bytes after the last record", rd.remaining()));
+  if (max_ts != h.max_timestamp)
+    return Status::Corruption(fmt::format("max timestamp {} but records reach {}", h.max_timestamp, max_ts));
   return Status::OK();
 }
 

@@ -74,6 +74,12 @@ Status CheckHeader(const uint8_t* p, BatchHeader* out);
 Status ValidateBatch(std::span<const uint8_t> batch, const Limits* limits, BatchHeader* out,
                      Bytes* scratch);
 
+// The two record walks of ValidateBatch over an uncompressed records section, for
+// tests: RecordsValid is the fast yes/no check, CheckRecords the one that names the
+// first fault (and is run only when RecordsValid says no). They accept the same.
+bool RecordsValid(const uint8_t* p, size_t n, const BatchHeader& h, const Limits& limits);
+Status CheckRecords(const uint8_t* p, size_t n, const BatchHeader& h, const Limits& limits);
+
 // Writes base_offset and append_time into the header and recomputes the header CRC.
 void StampBatch(uint8_t* batch, uint64_t base_offset, int64_t append_time_ms);
 

@@ -188,3 +188,52 @@ TEST_CASE("record cursor over several batches starts at the requested offset") {
     CHECK(n == 40 - from);
   }
 }
+
+TEST_CASE("the fast record walk accepts exactly what the checked walk accepts") {
+  // Random batches (keys of 0-300 bytes, some explicit hash keys, some timestamps
+  // going back), then random damage to their records section: a byte set to a
+  // random or a varint-edge value, a cut, or a byte inserted. Both walks see the
+  // same bytes; whenever one says yes the other must too.
+  std::mt19937_64 rng(7);
+  int accepted = 0, rejected = 0;
+  for (int trial = 0; trial < 4000; trial++) {
+    BatchBuilder b;
+    int n = 1 + int(rng() % 6);
+    for (int i = 0; i < n; i++) {
+      std::string key = RandomBytes(rng, rng() % 8 == 0 ? 257 + rng() % 40 : rng() % 20);
+      std::string data = RandomBytes(rng, rng() % 300);
+      u128 hk = (u128(rng()) << 64) | rng();
+      b.Add(key, rng() % 4 == 0 ? &hk : nullptr, data, 1764000000000 + int64_t(rng() % 2000) - 1000);
+    }
+    Bytes batch = b.Finish();
+    BatchHeader h = DecodeHeader(batch.data());
+    std::vector<uint8_t> recs(batch.begin() + kBatchHeaderSize, batch.end());
+    int damage = int(rng() % 5);
+    if (damage >= 1 && !recs.empty()) {
+      size_t at = rng() % recs.size();
+      const uint8_t edges[] = {0x00, 0x01, 0x7f, 0x80, 0xff, 0x02};
+      if (damage == 1) recs[at] = uint8_t(rng());
+      if (damage == 2) recs[at] = edges[rng() % 6];
+      if (damage == 3) recs.resize(at);
+      if (damage == 4) recs.insert(recs.begin() + long(at), uint8_t(rng()));
+    }
+    Limits lim;
+    lim.max_key_bytes = 1 + rng() % 300;
+    lim.max_record_bytes = 50 + rng() % 400;
+    lim.min_key_bytes = rng() % 2;
+    if (rng() % 2) {
+      lim.check_hash_range = true;
+      lim.hash_start = u128(rng() % 4) << 126;
+      lim.hash_end = lim.hash_start + (~u128(0) >> 2);
+    }
+    if (rng() % 3 == 0) h.max_timestamp += 1;
+    bool fast = RecordsValid(recs.data(), recs.size(), h, lim);
+    Status checked = CheckRecords(recs.data(), recs.size(), h, lim);
+    INFO("trial " << trial << ": " << checked.ToString());
+    REQUIRE(fast == checked.ok());
+    (fast ? accepted : rejected)++;
+  }
+  // Both outcomes are exercised often.
+  CHECK(accepted > 200);
+  CHECK(rejected > 400);
+}
