@@ -55,6 +55,7 @@ class FaultFile final : public File {
   }
   Status Truncate(uint64_t size) override { return base_->Truncate(size); }
   Result<uint64_t> Size() override { return base_->Size(); }
+  Status Preallocate(uint64_t offset, uint64_t n) override { return base_->Preallocate(offset, n); }
 
  private:
   std::unique_ptr<File> base_;

@@ -46,6 +46,15 @@ class File {
   virtual Status DataSync() = 0;
   virtual Status Truncate(uint64_t size) = 0;
   virtual Result<uint64_t> Size() = 0;
+  // Reserves disk blocks for [offset, offset + n) without changing the file's size
+  // (fallocate with FALLOC_FL_KEEP_SIZE), so that later writes there find their
+  // blocks allocated. Best effort: kUnsupported where the system or filesystem has
+  // no such call. Truncate(Size()) gives back what was reserved beyond the end.
+  virtual Status Preallocate(uint64_t offset, uint64_t n) {
+    (void)offset;
+    (void)n;
+    return Status::Unsupported(fmt::format("preallocate {}: not supported here", path_));
+  }
 
   // The descriptor, for zero-copy sends (sendfile/splice) by a server.
   int fd() const { return fd_; }

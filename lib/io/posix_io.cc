@@ -62,6 +62,15 @@ Status PosixFile::Truncate(uint64_t size) {
   return Status::OK();
 }
 
+#if defined(__linux__)
+Status PosixFile::Preallocate(uint64_t offset, uint64_t n) {
+  if (::fallocate(fd_, FALLOC_FL_KEEP_SIZE, off_t(offset), off_t(n)) == 0) return Status::OK();
+  if (errno == EOPNOTSUPP || errno == ENOSYS)
+    return Status::Unsupported(fmt::format("preallocate {}: not supported by the filesystem", path_), errno);
+  return Status::FromErrno(errno, fmt::format("preallocate {} bytes at {} of {}", n, offset, path_));
+}
+#endif
+
 Result<uint64_t> PosixFile::Size() {
   struct stat st;
   if (::fstat(fd_, &st) != 0) return Status::FromErrno(errno, fmt::format("stat {}", path_));

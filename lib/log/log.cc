@@ -426,14 +426,17 @@ Status Log::Close() {
   }
   stop_cv_.notify_all();
   if (syncer_.joinable()) syncer_.join();
+  Status spare;
   {
     std::lock_guard<std::mutex> g(mu_);
     if (closed_) return Status::OK();
+    spare = active_->ReleaseSpare();  // before the last sync, which then covers it
   }
   Status s = Sync();  // sealed segments, directory, active segment
   std::lock_guard<std::mutex> g(mu_);
   closed_ = true;
   if (!s.ok()) return s;
+  if (!spare.ok()) return spare;
   if (!failed_.ok()) return failed_;
   return WriteProducerSnapshotLocked();
 }

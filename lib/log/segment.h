@@ -77,8 +77,12 @@ class Segment {
 
   Status FlushIndexes();
   Status Sync();  // data, then indexes
-  // Writes out the indexes; no appends after this. Data is synced by the log later.
+  // Writes out the indexes and gives back the blocks reserved beyond the end; no
+  // appends after this. Data is synced by the log later.
   Status Seal();
+  // Gives back disk blocks reserved ahead of the end (see Append), e.g. when the log
+  // closes. Appends may continue (and reserve again).
+  Status ReleaseSpare();
   Status RemoveFiles(io::Io& io);
 
   io::File& file() { return *file_; }
@@ -91,6 +95,7 @@ class Segment {
   // Stops at the first bad batch; `full` also checks body CRCs.
   Status ScanFrom(uint64_t pos, uint64_t offset, bool full, RecoveryReport* report);
   void NoteBatch(uint64_t pos, const BatchHeader& h);  // index bookkeeping
+  void ReserveAhead(uint64_t end);                      // preallocate blocks up to beyond `end`
   Status ReadHeaderAt(uint64_t pos, BatchHeader* h);   // read and check one header
 
   const uint64_t base_;
@@ -103,9 +108,17 @@ class Segment {
   std::atomic<int64_t> last_append_time_{INT64_MIN};
   uint64_t bytes_since_entry_ = 0;
   static constexpr int kIndexFlushEvery = 1024;  // appends between index writes
+  static constexpr uint64_t kSpareFrom = 1u << 20;  // reserve ahead once 1 MiB is written, in MiB steps
+  static constexpr uint64_t kSpareMax = 8u << 20;  // at most this much reserved beyond the end (one fallocate ~70 us)
   int appends_since_flush_ = 0;
   bool broken_ = false;
   bool sealed_ = false;
+  // Blocks reserved ahead of the end, up to spare_end_ (Append). An opened segment
+  // may still hold some from before a crash: maybe_spare_ makes Seal/Close give
+  // them back. preallocate_ turns off after the first failure.
+  uint64_t spare_end_ = 0;
+  bool maybe_spare_ = false;
+  bool preallocate_ = true;
 
   std::mutex index_mu_;  // guards the indexes' entry vectors
   OffsetIndex offset_index_;
