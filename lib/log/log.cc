@@ -215,7 +215,11 @@ Result<AppendResult> Log::Append(std::span<uint8_t> batch, bool keep_time) {
   StampBatch(batch.data(), base, now);
   h.base_offset = base;
   h.append_time_ms = now;
-  Status s = active_->Append(batch, h);
+  // Blocks are reserved ahead (FORMAT.md §6) except under `always`: there each
+  // fdatasync would also convert the reserved blocks it covers, measured 10-20 %
+  // slower per fdatasync than appending to unreserved space.
+  const bool reserve = opts_.durability.mode != Durability::Mode::kAlways;
+  Status s = active_->Append(batch, h, reserve ? opts_.segment_bytes : 0);
   if (!s.ok()) {
     // The segment cut the partial write back; the log stays appendable unless even
     // that failed, in which case it must be reopened (recovery truncates the tail).

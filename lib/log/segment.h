@@ -63,8 +63,9 @@ class Segment {
 
   // Writes one validated, stamped batch whose base offset is next_offset(). On a
   // failed write the file is cut back; if that fails too the segment is broken and
-  // returns kIoError from then on.
-  Status Append(std::span<const uint8_t> batch, const BatchHeader& h);
+  // returns kIoError from then on. Blocks are reserved ahead of the end up to
+  // `reserve_limit` (the size at which the log rolls this segment); 0: none.
+  Status Append(std::span<const uint8_t> batch, const BatchHeader& h, uint64_t reserve_limit);
 
   // Position of the batch holding `offset` (base_offset() <= offset < next_offset()).
   Result<uint64_t> FindPosition(uint64_t offset);
@@ -77,12 +78,13 @@ class Segment {
 
   Status FlushIndexes();
   Status Sync();  // data, then indexes
-  // Writes out the indexes and gives back the blocks reserved beyond the end; no
-  // appends after this. Data is synced by the log later.
+  // Writes out the indexes and gives back the blocks reserved beyond the end (when
+  // 1 MiB or more, or unknown); no appends after this. Data is synced by the log later.
   Status Seal();
-  // Gives back disk blocks reserved ahead of the end (see Append), e.g. when the log
-  // closes. Appends may continue (and reserve again).
-  Status ReleaseSpare();
+  // Gives back disk blocks reserved ahead of the end (see Append), unless they are
+  // known to be at most `tolerate` bytes; e.g. when the log closes (0). Appends may
+  // continue (and reserve again).
+  Status ReleaseSpare(uint64_t tolerate = 0);
   Status RemoveFiles(io::Io& io);
 
   io::File& file() { return *file_; }
@@ -95,7 +97,7 @@ class Segment {
   // Stops at the first bad batch; `full` also checks body CRCs.
   Status ScanFrom(uint64_t pos, uint64_t offset, bool full, RecoveryReport* report);
   void NoteBatch(uint64_t pos, const BatchHeader& h);  // index bookkeeping
-  void ReserveAhead(uint64_t end);                      // preallocate blocks up to beyond `end`
+  void ReserveAhead(uint64_t end, uint64_t limit);      // preallocate blocks beyond `end`, up to `limit`
   Status ReadHeaderAt(uint64_t pos, BatchHeader* h);   // read and check one header
 
   const uint64_t base_;
@@ -114,10 +116,10 @@ class Segment {
   bool broken_ = false;
   bool sealed_ = false;
   // Blocks reserved ahead of the end, up to spare_end_ (Append). An opened segment
-  // may still hold some from before a crash: maybe_spare_ makes Seal/Close give
-  // them back. preallocate_ turns off after the first failure.
+  // may still hold some from before a crash, of unknown extent: crash_spare_ makes
+  // Seal/Close give them back. preallocate_ turns off after the first failure.
   uint64_t spare_end_ = 0;
-  bool maybe_spare_ = false;
+  bool crash_spare_ = false;
   bool preallocate_ = true;
 
   std::mutex index_mu_;  // guards the indexes' entry vectors
