@@ -19,6 +19,10 @@
 #               so the log goes to ${TMPDIR:-/tmp}/log_bench.<date>.log)
 #   PEERS=1     run /work/shared/bench/peers/phys.sh after the suite (or $PEERS_DIR/phys.sh)
 #
+# Placement: with one appender, log_append runs it and the write() loops on the same
+# CPU (the last one; `--cpu N` to choose, `--cpu -1` to leave it to the scheduler),
+# because this VM's two vCPUs differ by up to 25 % for this work.
+#
 # Output: everything log_append prints (human lines and `RESULT log_append ...` lines),
 # then the suite summary table of each backend again at the end.
 set -euo pipefail
