@@ -39,19 +39,7 @@ class ParkedFetches {
     std::vector<W> out;
     auto it = by_shard_.find(shard);
     if (it == by_shard_.end()) return out;
-    std::vector<Entry>& v = it->second;
-    size_t keep = 0;
-    for (size_t i = 0; i < v.size(); i++) {
-      if (ready(v[i].w)) {
-        by_deadline_.erase(Key(v[i]));
-        out.push_back(std::move(v[i].w));
-      } else {
-        if (keep != i) v[keep] = std::move(v[i]);
-        keep++;
-      }
-    }
-    v.resize(keep);
-    Shrunk(it, out.size());
+    Extract(it, [&](const Entry& e) { return ready(e.w); }, [&](Entry&& e) { out.push_back(std::move(e.w)); });
     return out;
   }
 
@@ -60,35 +48,22 @@ class ParkedFetches {
 
   // The fetches whose deadline is <= now, earliest first.
   std::vector<W> TakeExpired(int64_t now) {
-    std::vector<W> out;
-    // Per shard, the ids to take (ascending: a shard's entries are kept in id order,
-    // so each shard's list is filtered once whatever the number of expiries).
+    // Per shard, the ids to take (sorted: each shard's list is filtered once, whatever
+    // the number of its expiries), and all of them in deadline order for the output.
     std::unordered_map<const void*, std::vector<uint64_t>> due;
-    std::vector<uint64_t> order;  // ids in deadline order: the output order
+    std::vector<uint64_t> order;
     auto end = by_deadline_.upper_bound(std::make_tuple(now, UINT64_MAX, static_cast<const void*>(nullptr)));
     for (auto it = by_deadline_.begin(); it != end; ++it) {
       due[std::get<2>(*it)].push_back(std::get<1>(*it));
       order.push_back(std::get<1>(*it));
     }
-    by_deadline_.erase(by_deadline_.begin(), end);
-    if (order.empty()) return out;
     std::unordered_map<uint64_t, W> taken;
     for (auto& [shard, ids] : due) {
       std::sort(ids.begin(), ids.end());
-      auto it = by_shard_.find(shard);
-      std::vector<Entry>& v = it->second;
-      size_t keep = 0;
-      for (size_t i = 0; i < v.size(); i++) {
-        if (std::binary_search(ids.begin(), ids.end(), v[i].id)) {
-          taken.emplace(v[i].id, std::move(v[i].w));
-        } else {
-          if (keep != i) v[keep] = std::move(v[i]);
-          keep++;
-        }
-      }
-      v.resize(keep);
-      Shrunk(it, ids.size());
+      Extract(by_shard_.find(shard), [&](const Entry& e) { return std::binary_search(ids.begin(), ids.end(), e.id); },
+              [&](Entry&& e) { taken.emplace(e.id, std::move(e.w)); });
     }
+    std::vector<W> out;
     out.reserve(order.size());
     for (uint64_t id : order) out.push_back(std::move(taken.at(id)));
     return out;
@@ -98,20 +73,10 @@ class ParkedFetches {
   std::vector<W> TakeConnection(const void* conn) {
     std::vector<W> out;
     for (auto it = by_shard_.begin(); it != by_shard_.end();) {
-      std::vector<Entry>& v = it->second;
-      size_t keep = 0, before = out.size();
-      for (size_t i = 0; i < v.size(); i++) {
-        if (v[i].w.conn.get() == conn) {
-          by_deadline_.erase(Key(v[i]));
-          out.push_back(std::move(v[i].w));
-        } else {
-          if (keep != i) v[keep] = std::move(v[i]);
-          keep++;
-        }
-      }
-      v.resize(keep);
-      size_ -= out.size() - before;
-      it = v.empty() ? by_shard_.erase(it) : std::next(it);
+      auto next = std::next(it);  // Extract may erase `it`
+      Extract(it, [&](const Entry& e) { return e.w.conn.get() == conn; },
+              [&](Entry&& e) { out.push_back(std::move(e.w)); });
+      it = next;
     }
     return out;
   }
@@ -136,9 +101,25 @@ class ParkedFetches {
   static std::tuple<int64_t, uint64_t, const void*> Key(const Entry& e) {
     return {e.w.deadline_ms, e.id, e.w.shard.get()};
   }
-  void Shrunk(typename Map::iterator it, size_t taken) {
-    size_ -= taken;
-    if (it->second.empty()) by_shard_.erase(it);  // no map entry left behind per idle shard
+  // Moves the entries of one shard's list for which take(entry) holds to put(), in
+  // park order, with their deadline keys; keeps the rest in order and drops the
+  // shard's list when it is left empty.
+  template <class Take, class Put>
+  void Extract(typename Map::iterator it, Take&& take, Put&& put) {
+    std::vector<Entry>& v = it->second;
+    size_t keep = 0;
+    for (size_t i = 0; i < v.size(); i++) {
+      if (take(v[i])) {
+        by_deadline_.erase(Key(v[i]));
+        put(std::move(v[i]));
+        size_--;
+      } else {
+        if (keep != i) v[keep] = std::move(v[i]);
+        keep++;
+      }
+    }
+    v.resize(keep);
+    if (v.empty()) by_shard_.erase(it);  // no map entry left behind per idle shard
   }
 
   Map by_shard_;  // each list in park (= id) order
