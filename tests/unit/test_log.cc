@@ -493,21 +493,7 @@ TEST_CASE("a busy segment reserves blocks ahead and gives them back on roll, clo
     REQUIRE(log.ok());
     CHECK((*log)->end_offset() == next);
     append_mib(**log, 0.5);
-    uint64_t count = 0;
-    for (uint64_t off = 0; off < (*log)->end_offset();) {
-      Bytes buf;
-      auto r = (*log)->Read(off, 1u << 20, &buf);
-      REQUIRE(r.ok());
-      RecordCursor c(buf, off);
-      Record rec;
-      while (c.Next(&rec)) {
-        REQUIRE(rec.key == "key-" + std::to_string(rec.offset));
-        count++;
-      }
-      REQUIRE(c.status().ok());
-      off = r->next_offset;
-    }
-    CHECK(count == next);
+    CHECK(CheckAllFrom(**log, 0) == next);
     // A roll gives back the sealed segment's spare at once.
     append_mib(**log, 6);
     REQUIRE((*log)->segment_count() == 2);
