@@ -315,6 +315,7 @@ class CountingFile final : public io::File {
   Status Truncate(uint64_t size) override { return f_->Truncate(size); }
   Result<uint64_t> Size() override { return f_->Size(); }
   Status Preallocate(uint64_t offset, uint64_t n) override { return f_->Preallocate(offset, n); }
+  Result<uint64_t> Allocated() override { return f_->Allocated(); }
 
  private:
   std::unique_ptr<io::File> f_;

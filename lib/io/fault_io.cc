@@ -56,6 +56,7 @@ class FaultFile final : public File {
   Status Truncate(uint64_t size) override { return base_->Truncate(size); }
   Result<uint64_t> Size() override { return base_->Size(); }
   Status Preallocate(uint64_t offset, uint64_t n) override { return base_->Preallocate(offset, n); }
+  Result<uint64_t> Allocated() override { return base_->Allocated(); }
 
  private:
   std::unique_ptr<File> base_;

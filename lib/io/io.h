@@ -55,6 +55,10 @@ class File {
     (void)n;
     return Status::Unsupported(fmt::format("preallocate {}: not supported here", path_));
   }
+  // Bytes of disk the file occupies (st_blocks * 512): with Preallocate, may exceed Size().
+  virtual Result<uint64_t> Allocated() {
+    return Status::Unsupported(fmt::format("allocated size of {}: not known here", path_));
+  }
 
   // The descriptor, for zero-copy sends (sendfile/splice) by a server.
   int fd() const { return fd_; }

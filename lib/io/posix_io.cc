@@ -71,6 +71,12 @@ Status PosixFile::Preallocate(uint64_t offset, uint64_t n) {
 }
 #endif
 
+Result<uint64_t> PosixFile::Allocated() {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return Status::FromErrno(errno, fmt::format("stat {}", path_));
+  return uint64_t(st.st_blocks) * 512;
+}
+
 Result<uint64_t> PosixFile::Size() {
   struct stat st;
   if (::fstat(fd_, &st) != 0) return Status::FromErrno(errno, fmt::format("stat {}", path_));

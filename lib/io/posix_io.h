@@ -15,6 +15,7 @@ class PosixFile : public File {
   Status DataSync() override;
   Status Truncate(uint64_t size) override;
   Result<uint64_t> Size() override;
+  Result<uint64_t> Allocated() override;
 #if defined(__linux__)
   Status Preallocate(uint64_t offset, uint64_t n) override;
 #endif

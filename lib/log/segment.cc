@@ -40,7 +40,13 @@ Result<std::shared_ptr<Segment>> Segment::Open(io::Io& io, const std::string& di
   SK_ASSIGN_OR_RETURN(s->file_, io.Open(SegmentPath(dir, base_offset, kLogExt),
                                         io::OpenMode::kReadWrite));
   SK_TRY(s->LoadIndexes(io, dir, active, report));
-  s->crash_spare_ = active;  // blocks reserved before a crash stay until Seal/Close
+  if (active) {
+    // Blocks reserved before a crash (a clean close gives them back) are given back
+    // at the next Seal or Close. Checked here so that a clean restart costs no
+    // truncate per shard at the next close.
+    auto alloc = s->file_->Allocated();
+    s->crash_spare_ = !alloc.ok() || *alloc > (s->size() + 4095) / 4096 * 4096 + (64u << 10);
+  }
   return s;
 }
 
