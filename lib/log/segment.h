@@ -78,8 +78,9 @@ class Segment {
 
   Status FlushIndexes();
   Status Sync();  // data, then indexes
-  // Writes out the indexes and gives back the blocks reserved beyond the end (when
-  // 1 MiB or more, or unknown); no appends after this. Data is synced by the log later.
+  // Writes out the indexes and gives back the blocks reserved beyond the end (unless
+  // known to be at most 1/128 of the segment or 64 KiB); no appends after this. Data
+  // is synced by the log later.
   Status Seal();
   // Gives back disk blocks reserved ahead of the end (see Append), unless they are
   // known to be at most `tolerate` bytes; e.g. when the log closes (0). Appends may
