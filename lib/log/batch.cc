@@ -60,15 +60,6 @@ Status DecodeRecord(ByteReader& rd, const BatchHeader& h, uint32_t index, Record
   return Status::OK();
 }
 
-// A varint at p (p < limit), with the one-byte case inline (most record fields).
-inline const uint8_t* Varint(const uint8_t* p, const uint8_t* limit, uint64_t* v) {
-  if (p < limit && *p < 0x80) {
-    *v = *p;
-    return p + 1;
-  }
-  return DecodeVarint64(p, limit, v);
-}
-
 }  // namespace
 
 // The record checks of ValidateBatch without building Records: true when every
@@ -80,14 +71,14 @@ bool RecordsValid(const uint8_t* p, size_t n, const BatchHeader& h, const Limits
   int64_t max_ts = INT64_MIN;
   for (uint32_t i = 0; i < h.record_count; i++) {
     uint64_t len, ts_zz, off_delta, key_len, data_len;
-    p = Varint(p, end, &len);
+    p = DecodeVarint64(p, end, &len);
     if (p == nullptr || len > uint64_t(end - p) || len == 0) return false;
     const uint8_t* const rend = p + len;
     uint8_t attrs = *p++;
     if ((attrs & ~kRecordHasHashKey) != 0) return false;
-    if ((p = Varint(p, rend, &ts_zz)) == nullptr || (i == 0 && ts_zz != 0)) return false;
-    if ((p = Varint(p, rend, &off_delta)) == nullptr || off_delta != i) return false;
-    if ((p = Varint(p, rend, &key_len)) == nullptr || key_len > uint64_t(rend - p)) return false;
+    if ((p = DecodeVarint64(p, rend, &ts_zz)) == nullptr || (i == 0 && ts_zz != 0)) return false;
+    if ((p = DecodeVarint64(p, rend, &off_delta)) == nullptr || off_delta != i) return false;
+    if ((p = DecodeVarint64(p, rend, &key_len)) == nullptr || key_len > uint64_t(rend - p)) return false;
     const uint8_t* key = p;
     p += key_len;
     u128 hash_key = 0;
@@ -97,7 +88,7 @@ bool RecordsValid(const uint8_t* p, size_t n, const BatchHeader& h, const Limits
       hash_key = DecodeU128BE(p);
       p += kHashKeySize;
     }
-    if ((p = Varint(p, rend, &data_len)) == nullptr || data_len != uint64_t(rend - p)) return false;
+    if ((p = DecodeVarint64(p, rend, &data_len)) == nullptr || data_len != uint64_t(rend - p)) return false;
     p = rend;
     if (key_len < limits.min_key_bytes || key_len > limits.max_key_bytes ||
         key_len + data_len > limits.max_record_bytes)

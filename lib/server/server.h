@@ -83,8 +83,9 @@ class Server final : public FrameHandler {
   };
 
   void Handle(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_t type, Bytes&& frame);
-  // Sends an answer, after the --inject-faults latency when there is one.
+  // Stops the event loops at once (no draining) and forgets them.
   void DropLoops();
+  // Sends an answer, after the --inject-faults latency when there is one.
   void Answer(const std::shared_ptr<Connection>& c, Bytes&& frame);
   void HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, proto::Reader& r,
                      Bytes& frame, bool keep_time);

@@ -104,6 +104,10 @@ inline int64_t ZigZagDecode(uint64_t v) { return int64_t(v >> 1) ^ -int64_t(v & 
 // Reads a varint from [p, limit). Returns one past its last byte, or nullptr when
 // the input ends first or the varint is longer than 10 bytes / overflows 64 bits.
 inline const uint8_t* DecodeVarint64(const uint8_t* p, const uint8_t* limit, uint64_t* v) {
+  if (p < limit && *p < 0x80) {  // one byte: most lengths and deltas in a batch
+    *v = *p;
+    return p + 1;
+  }
   uint64_t result = 0;
   for (int shift = 0; shift <= 63 && p < limit; shift += 7) {
     uint64_t byte = *p++;
