@@ -463,7 +463,9 @@ int Producer::Run() {
       exit_code = tools::kExitBadInput;
     };
     if (in.oversize()) {
-      bad_input(fmt::format("record of {} bytes exceeds the limit of {} bytes", in.oversize_bytes(), limit));
+      // --raw stops reading one byte past the limit (stdin may be endless).
+      bad_input(o_.raw ? fmt::format("record of more than {} bytes exceeds the limit", limit)
+                       : fmt::format("record of {} bytes exceeds the limit of {} bytes", in.oversize_bytes(), limit));
       if (o_.on_error == "skip") continue;
       break;
     }

@@ -40,6 +40,9 @@ expect_eq "$(stream-tail ok -n +1)" "first" "records before the bad line"
 expect_rc 3 stream-put ok --key-fixed k --on-error skip -v <"$T/big"
 expect_err "1 rejected input lines"
 expect_eq "$(stream-tail ok -n +1 | tr '\n' ' ')" "first first third " "skip"
+# --raw stops reading one byte past the limit, so it says "more than".
+expect_rc 3 stream-put ok --raw <"$T/big"
+expect_err "line 1: record of more than 1048576 bytes exceeds the limit"
 
 # Invalid JSON with --ndjson names its line number.
 printf '{"a":1}\n{"a":\n{"a":3}\n' | { expect_rc 3 stream-put ok --ndjson; }
