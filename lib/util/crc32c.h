@@ -16,8 +16,10 @@ inline uint32_t Value(const void* data, size_t n) { return Extend(0, data, n); }
 bool HardwareAccelerated();
 // The implementations, for tests to compare whatever the CPU picks by default:
 // tables; three interleaved crc32 chains (SSE4.2); 256-byte folding with AVX-512
-// VPCLMULQDQ (inputs of 1 KiB and more; shorter ones take the crc32 chains).
-enum class Impl { kPortable, kCrc32Lanes, kAvx512Fold };
+// VPCLMULQDQ (inputs of 1 KiB and more; shorter ones take the crc32 chains); the
+// folding and three crc32 chains at once (the default from 16 KiB; kHybrid takes it
+// from 352 bytes, for tests).
+enum class Impl { kPortable, kCrc32Lanes, kAvx512Fold, kHybrid };
 bool Available(Impl impl);
 uint32_t ExtendUsing(Impl impl, uint32_t crc, const void* data, size_t n);
 

@@ -18,24 +18,28 @@ TEST_CASE("crc32c matches the Castagnoli check value") {
 }
 
 TEST_CASE("crc32c: every implementation the CPU has equals the portable one") {
-  std::string s(64 * 1024 + 123, '\0');
+  std::string s(128 * 1024 + 123, '\0');
   uint64_t x = 0x9E3779B97F4A7C15ull;
   for (auto& ch : s) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     ch = char(x);
   }
   using crc32c::Impl;
-  // Every length around the lane and fold sizes (768, 12,288, 256 and 1,024 bytes), odd starts.
-  for (Impl impl : {Impl::kCrc32Lanes, Impl::kAvx512Fold}) {
+  // Every length around the lane, fold and hybrid sizes (768, 12,288, 256, 1,024, 352 and
+  // 16 KiB), odd starts, and long inputs whose lane lengths set many bits.
+  for (Impl impl : {Impl::kCrc32Lanes, Impl::kAvx512Fold, Impl::kHybrid}) {
     if (!crc32c::Available(impl)) continue;
     CAPTURE(int(impl));
     for (size_t n : {0, 1, 7, 8, 255, 256, 767, 768, 769, 1023, 1024, 1025, 1279, 1280, 1535, 1536, 4095, 12287,
-                     12288, 12289, 24576 + 5, 65536})
+                     12288, 12289, 24576 + 5, 65536, 351, 352, 353, 703, 704, 705, 16383, 16384, 16385,
+                     104003, 128 * 1024, 352 * 372 + 351})
       for (size_t at : {0, 1, 3})
         CHECK(crc32c::ExtendUsing(impl, 0x12345678u, s.data() + at, n) ==
               crc32c::ExtendUsing(Impl::kPortable, 0x12345678u, s.data() + at, n));
   }
   CHECK(crc32c::Value(s.data(), s.size()) == crc32c::ExtendUsing(Impl::kPortable, 0, s.data(), s.size()));
+  for (size_t n : {16384, 16385, 20000, 104003, 128 * 1024})  // the default path for long inputs
+    CHECK(crc32c::Extend(0xCAFEu, s.data() + 1, n) == crc32c::ExtendUsing(Impl::kPortable, 0xCAFEu, s.data() + 1, n));
 }
 
 TEST_CASE("status names the code and errno text") {
