@@ -32,7 +32,7 @@ TEST_CASE("crc32c: every implementation the CPU has equals the portable one") {
     CAPTURE(int(impl));
     for (size_t n : {0, 1, 7, 8, 255, 256, 767, 768, 769, 1023, 1024, 1025, 1279, 1280, 1535, 1536, 4095, 12287,
                      12288, 12289, 24576 + 5, 65536, 351, 352, 353, 703, 704, 705, 16383, 16384, 16385,
-                     104003, 128 * 1024, 352 * 372 + 351})
+                     104003, 128 * 1024, 352 * 370 + 351})
       for (size_t at : {0, 1, 3})
         CHECK(crc32c::ExtendUsing(impl, 0x12345678u, s.data() + at, n) ==
               crc32c::ExtendUsing(Impl::kPortable, 0x12345678u, s.data() + at, n));
