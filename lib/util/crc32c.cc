@@ -260,6 +260,13 @@ constexpr size_t kLaneStep = 32;                     // bytes per lane per 256-b
 constexpr size_t kHybridStep = 256 + 3 * kLaneStep;  // 352
 constexpr size_t kHybridMin = 16 * 1024;
 
+constexpr size_t kFoldAhead = 4096;  // prefetch distances, measured best here
+constexpr size_t kLaneAhead = 512;
+
+__attribute__((target("sse"), always_inline)) inline void Prefetch(const uint8_t* p, size_t n) {
+  for (size_t i = 0; i < n; i += 64) _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
+}
+
 // One step of the three crc32 lanes of ExtendHybrid: kLaneStep bytes each.
 __attribute__((target("sse4.2"), always_inline)) inline void LaneStep(uint64_t c[3], const uint8_t* q0,
                                                                      const uint8_t* q1, const uint8_t* q2) {
@@ -291,6 +298,16 @@ __attribute__((target("avx512f,vpclmulqdq,sse4.2,pclmul"))) uint32_t ExtendHybri
   LaneStep(c, q0, q1, q2);
   for (size_t i = 1; i < steps; i++) {
     p += 256;
+    // Four streams are more than the hardware prefetchers keep ahead of when the
+    // input comes from memory (19 GB/s without these, 22-23 with; folding alone
+    // reaches 22-25): fetch each stream's lines ahead. Prefetches past the input's
+    // end are harmless.
+    Prefetch(p + kFoldAhead, 256);
+    if (i % 2 == 0) {
+      Prefetch(q0 + kLaneAhead, 64);
+      Prefetch(q1 + kLaneAhead, 64);
+      Prefetch(q2 + kLaneAhead, 64);
+    }
     x0 = Fold512(x0, k, _mm512_loadu_si512(p));
     x1 = Fold512(x1, k, _mm512_loadu_si512(p + 64));
     x2 = Fold512(x2, k, _mm512_loadu_si512(p + 128));
