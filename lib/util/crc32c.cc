@@ -221,7 +221,7 @@ __attribute__((target("avx512f,vpclmulqdq,sse4.2,pclmul"))) uint32_t ExtendAvx51
 // cycle on the CPUs measured), which leaves the crc32 instruction's unit idle. The
 // hybrid runs both at once: the input is cut into a folded part of 256*k bytes and
 // three crc32 lanes of 32*k bytes each, and every step folds 256 bytes and feeds 32
-// to each lane (~20 % faster than folding alone: 2.05 -> 1.72 us per 104 KB here).
+// to each lane (1.84 -> 1.38 us per 104 KB in the cache here, 57 -> 75 GB/s).
 // The parts are joined with crc(s, X || Y) = shift(crc(s, X), |Y|) ^ crc(0, Y), where
 // shift(s, n) = s * x^(8n) mod P is computed with one carry-less multiplication and
 // one crc32 instruction (MulX33 below), so it costs a few dozen cycles whatever n is.
@@ -263,8 +263,12 @@ constexpr size_t kHybridMin = 16 * 1024;
 constexpr size_t kFoldAhead = 4096;  // prefetch distances, measured best here
 constexpr size_t kLaneAhead = 512;
 
-__attribute__((target("sse"), always_inline)) inline void Prefetch(const uint8_t* p, size_t n) {
-  for (size_t i = 0; i < n; i += 64) _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
+// Prefetches n bytes from `ahead` bytes past p, which may lie beyond the input: a
+// prefetch never faults (the address is formed as an integer, not as a pointer past
+// the object).
+__attribute__((target("sse"), always_inline)) inline void Prefetch(const uint8_t* p, size_t ahead, size_t n) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p) + ahead;
+  for (size_t i = 0; i < n; i += 64) _mm_prefetch(reinterpret_cast<const char*>(a + i), _MM_HINT_T0);
 }
 
 // One step of the three crc32 lanes of ExtendHybrid: kLaneStep bytes each.
@@ -300,13 +304,12 @@ __attribute__((target("avx512f,vpclmulqdq,sse4.2,pclmul"))) uint32_t ExtendHybri
     p += 256;
     // Four streams are more than the hardware prefetchers keep ahead of when the
     // input comes from memory (19 GB/s without these, 22-23 with; folding alone
-    // reaches 22-25): fetch each stream's lines ahead. Prefetches past the input's
-    // end are harmless.
-    Prefetch(p + kFoldAhead, 256);
+    // reaches 22-25): fetch each stream's lines ahead.
+    Prefetch(p, kFoldAhead, 256);
     if (i % 2 == 0) {
-      Prefetch(q0 + kLaneAhead, 64);
-      Prefetch(q1 + kLaneAhead, 64);
-      Prefetch(q2 + kLaneAhead, 64);
+      Prefetch(q0, kLaneAhead, 64);
+      Prefetch(q1, kLaneAhead, 64);
+      Prefetch(q2, kLaneAhead, 64);
     }
     x0 = Fold512(x0, k, _mm512_loadu_si512(p));
     x1 = Fold512(x1, k, _mm512_loadu_si512(p + 64));
