@@ -1,7 +1,11 @@
 // The network side of stream-serve: a few event loops, each one thread that owns a
-// set of connections and drives accept, recv and send through io_uring, or through
-// epoll where no ring can be set up (the portable fallback: old kernels, seccomp'd
-// containers, STREAMKIT_IO=posix).
+// set of connections. Every loop sleeps in epoll_wait (on its sockets, an eventfd and
+// the listening socket, accepted with accept4) and moves bytes through io_uring:
+// receives and sends are non-blocking ring operations, so they are done inside the
+// io_uring_enter that submits them (why the loop does not sleep in the ring: see
+// WaitAndDispatch). Where no ring can be set up (the portable fallback: old kernels,
+// seccomp'd containers, STREAMKIT_IO=posix) the loop does the same with recv and
+// sendmsg.
 //
 // A loop parses whole request frames from a connection's receive buffer and hands
 // each to a FrameHandler (the Server) on the loop thread. Quick requests (produce,
@@ -13,8 +17,8 @@
 // their produce and fetch requests).
 //
 // Output: Connection::Send() is thread-safe and never blocks. On the loop thread a
-// frame is queued and sent with the next submission (one io_uring_enter carries the
-// sends and the next receives). From another thread (group commit, long-poll timer,
+// frame is queued and sent when the loop drains its output (one submission per
+// connection's send, so a follower woken by the first is not held up by the next). From another thread (group commit, long-poll timer,
 // workers) a frame for an idle socket is written at once with one non-blocking
 // send() (no hand-off, lower follow latency); anything the socket does not take
 // is queued and the loop is woken through an eventfd. A connection whose queue
@@ -39,6 +43,7 @@
 #include "util/status.h"
 
 struct io_uring;
+struct epoll_event;
 
 namespace streamkit::server {
 
@@ -88,6 +93,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool removed_ = false;
   uint32_t epoll_events_ = 0;
   bool epoll_deleted_ = false;  // taken off epoll after a hang-up with nothing to do
+  bool wait_readable_ = false;  // io_uring: the receive found nothing; EPOLLIN resubmits it
+  bool wait_writable_ = false;  // io_uring: the send found no room; EPOLLOUT resubmits it
   std::vector<Bytes> sending_;
   std::vector<iovec> iov_;
   size_t iov_at_ = 0;
@@ -173,10 +180,11 @@ class EventLoop {
   // Backend primitives.
   void SubmitRecv(Connection* c);
   void SubmitSend(Connection* c);
-  void SubmitAccept();
-  void SubmitWake();
   void SetEpollInterest(Connection* c);
   void WaitAndDispatch(int timeout_ms);
+  void DispatchEpoll(const epoll_event* evs, int n);
+  bool DispatchCompletions();  // io_uring; true when there were any
+  void AcceptReady();
   void EpollSendNow(Connection* c);
 
   Backend backend_;
@@ -186,10 +194,7 @@ class EventLoop {
   bool ring_ready_ = false;
   int epfd_ = -1;
   int wake_fd_ = -1;
-  uint64_t wake_buf_ = 0;
-  bool accept_pending_ = false;
   int64_t accept_paused_until_ = 0;  // steady ms; accept errors (EMFILE) pause accepting
-  bool wake_armed_ = false;
   std::thread thread_;
   std::thread::id tid_;
 

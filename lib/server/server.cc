@@ -228,6 +228,9 @@ Status Server::Start() {
   if (rc != 0) return Status::FromErrno(errno, fmt::format("bind {}", opts_.socket_path));
   ::chmod(opts_.socket_path.c_str(), opts_.socket_mode);
   if (::listen(listen_fd_, 128) != 0) return Status::FromErrno(errno, "listen");
+  // Every loop accepts when epoll says the socket is ready; several loops may wake
+  // for one connection, and the losers must not block in accept.
+  ::fcntl(listen_fd_, F_SETFL, ::fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
   if (::pipe2(wake_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) return Status::FromErrno(errno, "pipe");
 
   sync_thread_ = std::thread([this] { SyncLoop(); });
@@ -247,10 +250,6 @@ Status Server::Start() {
     for (unsigned i = 0; i < nloops && started.ok(); i++) {
       SK_ASSIGN_OR_RETURN(auto loop, EventLoop::Create(uring, listen_fd_, this));
       uring = loop->backend() == EventLoop::Backend::kUring;
-      if (!uring) {
-        // Several loops may wake for one connection: the losers must not block in accept.
-        ::fcntl(listen_fd_, F_SETFL, ::fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
-      }
       started = loop->Start();
       if (started.ok()) loops_.push_back(std::move(loop));
     }

@@ -1,8 +1,8 @@
 // stream-serve's engine: owns one data dir (Store) and serves the wire protocol
 // (docs/PROTOCOL.md) on a Unix stream socket.
 //
-// Threads: event loops (server/event_loop.h: accept, recv and send on io_uring, or
-// epoll as the portable fallback; one per core, at most 4) that parse requests and
+// Threads: event loops (server/event_loop.h: recv and send on io_uring, or epoll
+// alone as the portable fallback; one per core, at most 4) that parse requests and
 // answer the quick ones (produce, fetch, describe) on the spot; two workers for the
 // requests that fsync metadata (create, delete, reshard, group checkpoints), so
 // those never hold up a loop; one sync thread that makes logs durable (group commit
