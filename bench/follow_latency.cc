@@ -4,6 +4,8 @@
 // as child processes, writes N records at a fixed rate (absolute schedule) into the
 // producer's stdin, each carrying its CLOCK_MONOTONIC send time, and reads the
 // follower's stdout: latency = receive time - send time. Prints p50/p99/p99.9/max.
+// One warm-up record goes through the tools before the timed records (start-up of
+// stream-put is not follow latency).
 //
 // Usage: follow_latency BIN_DIR STREAM [N=10000] [RATE=1000] [tools|client]
 // (The stream must exist; the tools use STREAMKIT_SOCKET from the environment.)
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -147,14 +150,26 @@ int main(int argc, char** argv) {
 
   std::vector<int64_t> lat;
   lat.reserve(size_t(n));
+  std::atomic<bool> warm{false};
   std::thread reader([&] {
     FILE* f = fdopen(from_tail[0], "r");
     char line[256];
     while (int(lat.size()) < n && fgets(line, sizeof line, f)) {
       int64_t now = NowNs();
+      if (line[0] == 'w') {  // the warm-up record
+        warm = true;
+        continue;
+      }
       lat.push_back(now - std::atoll(line));
     }
   });
+  // Steady state, not process start-up: stream-put takes milliseconds to start
+  // (exec, connect, shard map), which the first timed records would otherwise wait
+  // for. One record goes through the pipeline before the clock starts.
+  const char warmup[] = "warm-up\n";
+  if (write(to_put[1], warmup, sizeof warmup - 1) != ssize_t(sizeof warmup - 1)) return 1;
+  for (int i = 0; i < 1000 && !warm; i++) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (!warm) std::fprintf(stderr, "follow_latency: the warm-up record did not come back within 5 s\n");
   int64_t start = NowNs() + 1000000;
   int64_t period = 1000000000LL / rate;
   std::string pad(80, 'x');
