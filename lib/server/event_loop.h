@@ -85,7 +85,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Loop-thread state.
   Bytes rbuf_;
   size_t rhave_ = 0;
-  bool recv_pending_ = false;  // a receive is submitted (io_uring) or wanted (epoll)
+  bool recv_pending_ = false;  // a receive is submitted or waits for EPOLLIN (io_uring), or wanted (epoll)
   bool read_eof_ = false;      // peer closed, error, or shut down: no more requests
   bool busy_ = false;          // a request is on a worker
   bool paused_ = false;        // backpressure: too much output queued
@@ -185,6 +185,7 @@ class EventLoop {
   void DispatchEpoll(const epoll_event* evs, int n);
   bool DispatchCompletions();  // io_uring; true when there were any
   void AcceptReady();
+  void WaitWritable(Connection* c, bool wait);  // io_uring
   void EpollSendNow(Connection* c);
 
   Backend backend_;
