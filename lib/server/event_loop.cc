@@ -22,6 +22,12 @@ constexpr size_t kMaxQueuedBytes = 64u << 20;  // per connection, before its rea
 constexpr size_t kReadChunk = 256u << 10;
 constexpr uint32_t kMaxFrameBeforeHello = 64u << 10;
 constexpr size_t kMaxFramesPerSend = 64;
+
+// The memory a queued frame holds, which is what the 64 MiB cap counts: its capacity,
+// not its size. A fetch answer reads up to max_bytes and keeps only whole batches, so
+// an answer of 450 KB can hold 1 MiB (counting sizes, a client that did not read its
+// answers got ~140 MiB queued when the stream's batches were small).
+size_t Held(const Bytes& frame) { return frame.capacity(); }
 constexpr unsigned kRingEntries = 512;
 constexpr int kMaxCqes = 128;
 
@@ -64,11 +70,11 @@ void Connection::Send(Bytes&& frame) {
     if (sent == frame.size() && out_.empty() && !flush_requested_ && !close_waiting_) return;
     if (sent < frame.size()) {
       if (sent > 0) frame.erase(frame.begin(), frame.begin() + long(sent));
-      out_bytes_ += frame.size();
+      out_bytes_ += Held(frame);
       out_.push_front(std::move(frame));  // anything queued meanwhile came after it
     }
   } else {
-    out_bytes_ += frame.size();
+    out_bytes_ += Held(frame);
     out_.push_back(std::move(frame));
   }
   if (flush_requested_) return;
@@ -455,7 +461,7 @@ void EventLoop::StartSend(Connection* c) {
   c->sending_bytes_ = 0;
   for (auto& b : c->sending_) {
     c->iov_.push_back({b.data(), b.size()});
-    c->sending_bytes_ += b.size();
+    c->sending_bytes_ += Held(b);
   }
   c->iov_at_ = 0;
   SubmitSend(c);

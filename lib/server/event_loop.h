@@ -98,13 +98,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<Bytes> sending_;
   std::vector<iovec> iov_;
   size_t iov_at_ = 0;
-  size_t sending_bytes_ = 0;
+  size_t sending_bytes_ = 0;  // what sending_ holds (counted in out_bytes_ until sent)
   msghdr mh_{};
 
   // Shared state, under mu_.
   std::mutex mu_;
   std::deque<Bytes> out_;
-  size_t out_bytes_ = 0;
+  size_t out_bytes_ = 0;  // memory held by out_ and sending_ (capacities)
   bool sending_now_ = false;      // someone (loop or a direct sender) is writing to fd_
   bool flush_requested_ = false;  // the connection is on its loop's flush list
   bool closed_ = false;           // nothing more is sent
