@@ -303,14 +303,10 @@ void EventLoop::StopReadingNow() {
   for (auto& [p, c] : conns_) {
     c->read_eof_ = true;
     ::shutdown(c->fd_, SHUT_RD);
-    if (backend_ == Backend::kEpoll) {
+    // A receive already in the ring ends with 0 (end of file) and closes from there.
+    if (!c->recv_in_ring_) {
       c->recv_pending_ = false;
       SetEpollInterest(c.get());
-      MaybeClose(c.get());
-    } else if (c->wait_readable_) {
-      // Nothing is in the ring for it: this was its pending receive.
-      c->wait_readable_ = false;
-      c->recv_pending_ = false;
       MaybeClose(c.get());
     }
   }
@@ -354,10 +350,9 @@ void EventLoop::Accepted(int fd) {
   auto c = std::make_shared<Connection>(fd, this);
   Connection* raw = c.get();
   conns_.emplace(raw, std::move(c));
-  // epoll: interest follows what the connection wants (SetEpollInterest). io_uring:
-  // edge-triggered EPOLLIN for good, the doorbell for receives that found nothing.
+  // Level-triggered interest that follows what the connection wants (SetEpollInterest).
   epoll_event ev{};
-  ev.events = backend_ == Backend::kEpoll ? 0 : EPOLLIN | EPOLLET;
+  ev.events = 0;
   ev.data.ptr = raw;
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
     Remove(raw);
@@ -441,6 +436,7 @@ void EventLoop::RecvDone(Connection* c, long res) {
     MaybeClose(c);
     return;
   }
+  c->recv_filled_ = c->rhave_ + size_t(res) == c->rbuf_.size();
   c->rhave_ += size_t(res);
   Parse(c);
 }
@@ -541,7 +537,7 @@ void EventLoop::MaybeClose(Connection* c) {
     return;
   }
   if (reading_stopped_) return;  // shutting down: CloseAll, after the last answers
-  if (c->recv_pending_ && backend_ == Backend::kUring) {
+  if (c->recv_in_ring_) {
     ::shutdown(c->fd_, SHUT_RDWR);  // the receive completes, then we come back here
     return;
   }
@@ -601,7 +597,14 @@ void EventLoop::SubmitRecv(Connection* c) {
     SetEpollInterest(c);
     return;
   }
-  if (c->wait_readable_) return;  // the next EPOLLIN edge submits it
+  // A receive that filled its buffer is tried again at once (more is likely waiting);
+  // otherwise the socket's EPOLLIN puts the next one in the ring.
+  if (c->recv_filled_) return QueueRecv(c);
+  SetEpollInterest(c);
+}
+
+void EventLoop::QueueRecv(Connection* c) {
+  c->recv_in_ring_ = true;
   io_uring_sqe* sqe = GetSqe(ring_.get());
   io_uring_prep_recv(sqe, c->fd_, c->rbuf_.data() + c->rhave_, c->rbuf_.size() - c->rhave_, MSG_DONTWAIT);
   io_uring_sqe_set_data64(sqe, Tag(c, kOpRecv));
@@ -645,7 +648,8 @@ void EventLoop::ResumeAcceptingIfDue() {
 void EventLoop::SetEpollInterest(Connection* c) {
   uint32_t want = 0;
   if (c->recv_pending_) want |= EPOLLIN;
-  if (c->loop_sending_ && c->iov_at_ < c->iov_.size()) want |= EPOLLOUT;
+  if (backend_ == Backend::kEpoll ? c->loop_sending_ && c->iov_at_ < c->iov_.size() : c->wait_writable_)
+    want |= EPOLLOUT;
   if (c->removed_ || (want == c->epoll_events_ && !c->epoll_deleted_)) return;
   if (c->epoll_deleted_ && want == 0) return;  // stays off until it has something to do
   epoll_event ev{};
@@ -685,16 +689,6 @@ void EventLoop::EpollSendNow(Connection* c) {
   }
 }
 
-// io_uring: EPOLLOUT is watched only while a send waits for room (a reader draining
-// the socket would otherwise wake the loop for nothing).
-void EventLoop::WaitWritable(Connection* c, bool wait) {
-  c->wait_writable_ = wait;
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLET | (wait ? uint32_t(EPOLLOUT) : 0u);
-  ev.data.ptr = c;
-  ::epoll_ctl(epfd_, EPOLL_CTL_MOD, c->fd_, &ev);
-}
-
 void EventLoop::AcceptReady() {
   for (;;) {
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -731,14 +725,17 @@ void EventLoop::DispatchEpoll(const epoll_event* evs, int n) {
     if (!conns_.count(c)) continue;
     uint32_t e = evs[i].events;
     if (backend_ == Backend::kUring) {
-      if ((e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && c->wait_writable_) {
-        WaitWritable(c, false);
+      bool hup = e & (EPOLLERR | EPOLLHUP);
+      if ((hup || (e & EPOLLOUT)) && c->wait_writable_) {
+        c->wait_writable_ = false;
         SubmitSend(c);
       }
-      if ((e & (EPOLLIN | EPOLLERR | EPOLLHUP)) && c->wait_readable_) {
-        c->wait_readable_ = false;
-        SubmitRecv(c);
+      if ((hup || (e & EPOLLIN)) && c->recv_pending_ && !c->recv_in_ring_) QueueRecv(c);
+      if (hup && !c->recv_pending_ && !c->loop_sending_ && !c->epoll_deleted_) {
+        ::epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd_, nullptr);  // as below
+        c->epoll_deleted_ = true;
       }
+      SetEpollInterest(c);
       continue;
     }
     if ((e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && c->loop_sending_) EpollSendNow(c);
@@ -767,15 +764,15 @@ void EventLoop::DispatchEpoll(const epoll_event* evs, int n) {
 
 // io_uring: every socket operation in the ring is non-blocking (MSG_DONTWAIT), so it
 // completes inside the io_uring_enter that submits it and the ring never holds one
-// that waits. The loop sleeps in epoll_wait instead, on its sockets (edge-triggered
-// EPOLLIN, EPOLLOUT while a send waits for room), the eventfd and the listening
-// socket. Why not sleep in the ring: a thread waiting in io_uring_enter is woken
-// by task work, without the "sync" hint a socket gives its epoll waiter, and the
-// scheduler then sends it to the other, idle CPU, which on this VM costs an
-// inter-processor interrupt and 30-80 us per request (measured, README).
-// Completions are handled before epoll's events: an edge seen for a connection
-// whose receive has not yet come back empty is then never lost (the receive is
-// still to be tried, and it will find the data).
+// that waits. The loop sleeps in epoll_wait instead, on its sockets (level-triggered,
+// like the epoll backend: EPOLLIN while a receive is wanted, EPOLLOUT while a send
+// waits for room), the eventfd and the listening socket; EPOLLIN puts the receive in
+// the ring (a receive that filled its buffer goes in again at once). Why not sleep in
+// the ring: a thread waiting in io_uring_enter is woken by task work, without the
+// "sync" hint a socket gives its epoll waiter, and the scheduler then sends it to the
+// other, idle CPU, which on this VM costs an inter-processor interrupt and 30-80 us
+// per request (measured, README). Per record followed, the server makes about as
+// many system calls as the epoll backend (~9: a system call costs ~1 us on this VM).
 void EventLoop::WaitAndDispatch(int timeout_ms) {
   epoll_event evs[64];
   if (backend_ == Backend::kEpoll) {
@@ -784,10 +781,15 @@ void EventLoop::WaitAndDispatch(int timeout_ms) {
     return;
   }
   io_uring* ring = ring_.get();
-  io_uring_submit_and_get_events(ring);
+  // Every operation completes in the io_uring_enter that submits it: with nothing to
+  // submit there is nothing to wait for in the ring (no system call).
+  if (io_uring_sq_ready(ring) > 0) io_uring_submit_and_get_events(ring);
   bool worked = DispatchCompletions();
-  // Work done or queued (output to send, receives to submit): look at epoll without
-  // sleeping and go round again.
+  // Work done (output queued, receives to submit): go round again before epoll, which
+  // is still looked at, without sleeping, every 16 such rounds (no connection waits
+  // behind a busy one).
+  if (worked && ++rounds_without_epoll_ < 16) return;
+  rounds_without_epoll_ = 0;
   int timeout = worked || io_uring_sq_ready(ring) > 0 ? 0 : timeout_ms;
   int n = ::epoll_wait(epfd_, evs, 64, timeout);
   if (n > 0) DispatchEpoll(evs, n);
@@ -813,18 +815,22 @@ bool EventLoop::DispatchCompletions() {
       long res = done[i].res;
       if (!conns_.count(c)) continue;
       if (TagOp(done[i].tag) == kOpRecv) {
+        c->recv_in_ring_ = false;
         if (res == -EAGAIN) {
-          c->wait_readable_ = true;  // stays recv_pending_: the next EPOLLIN edge submits it again
+          c->recv_filled_ = false;  // stays recv_pending_: EPOLLIN puts it in the ring again
+          SetEpollInterest(c);
           continue;
         }
         RecvDone(c, res);
       } else {
         if (res == -EAGAIN) {
-          WaitWritable(c, true);
+          c->wait_writable_ = true;
+          SetEpollInterest(c);
           continue;
         }
         SendDone(c, res);
       }
+      if (conns_.count(c)) SetEpollInterest(c);  // e.g. no more EPOLLIN while a worker holds it
     }
   }
 }

@@ -85,7 +85,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Loop-thread state.
   Bytes rbuf_;
   size_t rhave_ = 0;
-  bool recv_pending_ = false;  // a receive is submitted or waits for EPOLLIN (io_uring), or wanted (epoll)
+  bool recv_pending_ = false;  // a receive is wanted: waits for EPOLLIN, or (io_uring) is in the ring
   bool read_eof_ = false;      // peer closed, error, or shut down: no more requests
   bool busy_ = false;          // a request is on a worker
   bool paused_ = false;        // backpressure: too much output queued
@@ -93,7 +93,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool removed_ = false;
   uint32_t epoll_events_ = 0;
   bool epoll_deleted_ = false;  // taken off epoll after a hang-up with nothing to do
-  bool wait_readable_ = false;  // io_uring: the receive found nothing; EPOLLIN resubmits it
+  bool recv_in_ring_ = false;   // io_uring: the receive is in the ring (queued or done, not yet handled)
+  bool recv_filled_ = false;    // io_uring: the last receive filled its buffer (more is likely there)
   bool wait_writable_ = false;  // io_uring: the send found no room; EPOLLOUT resubmits it
   std::vector<Bytes> sending_;
   std::vector<iovec> iov_;
@@ -185,7 +186,7 @@ class EventLoop {
   void DispatchEpoll(const epoll_event* evs, int n);
   bool DispatchCompletions();  // io_uring; true when there were any
   void AcceptReady();
-  void WaitWritable(Connection* c, bool wait);  // io_uring
+  void QueueRecv(Connection* c);  // io_uring
   void EpollSendNow(Connection* c);
 
   Backend backend_;
@@ -195,6 +196,7 @@ class EventLoop {
   bool ring_ready_ = false;
   int epfd_ = -1;
   int wake_fd_ = -1;
+  int rounds_without_epoll_ = 0;  // io_uring: loop rounds that found completions and skipped epoll
   int64_t accept_paused_until_ = 0;  // steady ms; accept errors (EMFILE) pause accepting
   std::thread thread_;
   std::thread::id tid_;
