@@ -363,12 +363,9 @@ Status Producer::Drain(bool all) {
     SK_TRY(SendReady());
     bool outstanding = false;
     for (auto& [i, st] : shards_) outstanding |= !st.outstanding.empty();
-    if (!all && !c_.HasBufferedResponse()) {
-      pollfd p{c_.fd(), POLLIN, 0};
-      if (::poll(&p, 1, 0) <= 0) break;
-    }
     if (all && !outstanding) break;
     if (OnWire() == 0) {
+      if (!all) break;
       // Only backoffs pending: sleep until the first is due.
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       continue;
@@ -441,7 +438,8 @@ int Producer::Run() {
           wait = wait < 0 ? ms : std::min(wait, ms);
         }
       pollfd p[2] = {{0, POLLIN, 0}, {c_.fd(), POLLIN, 0}};
-      int n = ::poll(p, OnWire() > 0 ? 2 : 1, wait);
+      // A batch due now (--linger 0) goes at once: no look at stdin first.
+      int n = wait == 0 ? 0 : ::poll(p, OnWire() > 0 ? 2 : 1, wait);
       if (n == 0 || (n > 0 && !(p[0].revents & (POLLIN | POLLHUP)))) {
         for (auto& [i, st] : shards_) {
           if (!st.builder.empty() &&

@@ -217,15 +217,17 @@ Result<Response> Client::ReadOne(int timeout_ms) {
       if (rbuf_.size() < total) rbuf_.resize(total);
     }
     if (rbuf_.size() - rhave_ < 64 * 1024) rbuf_.resize(rhave_ + 256 * 1024);
-    if (timeout_ms >= 0) {
+    if (timeout_ms > 0) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
       pollfd p{fd_, POLLIN, 0};
       int n = ::poll(&p, 1, int(std::max<long>(0, left)));
       if (n < 0 && errno == EINTR) continue;
       if (n == 0) return Status::Busy("timeout");
     }
-    ssize_t n = ::recv(fd_, rbuf_.data() + rhave_, rbuf_.size() - rhave_, 0);
+    // Timeout 0: one non-blocking receive, no poll first (one system call, not two).
+    ssize_t n = ::recv(fd_, rbuf_.data() + rhave_, rbuf_.size() - rhave_, timeout_ms == 0 ? MSG_DONTWAIT : 0);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && timeout_ms == 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Status::Busy("timeout");
     if (n < 0) return Status::FromErrno(errno, fmt::format("receive from {}", socket_path_));
     if (n == 0) return Status::Closed(fmt::format("stream-serve at {} closed the connection", socket_path_));
     rhave_ += size_t(n);
