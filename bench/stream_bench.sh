@@ -42,10 +42,10 @@
 #   PEERS_DIR=<repo>/../shared/bench/peers
 #   OUT_DIR=${TMPDIR:-/tmp}/stream_bench.<date>   kept: full log, peer logs, RESULT lines
 #   SK_SERVE_FLAGS="" extra flags for the default-policy server (e.g. "--fsync interval=200")
-#   PIN_W3=1          also W3 (client library) with server and client pinned to CPU 0 (taskset),
-#                     and Redis' W3 pinned the same way: on this 2-vCPU VM waking a thread on the
-#                     other, idle vCPU costs 30-80 us, so where the scheduler puts the three
-#                     threads decides most of the latency (0: skip)
+#   PIN_W3=1          also W3 (client library, then the tools) with everything pinned to CPU 0
+#                     (taskset), and Redis' W3 pinned the same way: on this 2-vCPU VM waking a
+#                     thread on the other, idle vCPU costs 30-80 us, so where the scheduler puts
+#                     the threads decides most of the latency (0: skip)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -215,7 +215,7 @@ cat "$PAYLOAD" >/dev/null  # in the page cache before timing
 
 # ---- streamkit: W1, W2, W3 (default policy), W1 (--fsync always) --------------------------------
 declare -a w1 w1mb w1cpu_put w1cpu_srv w1rss w1srv_hwm w1bpr w2 w2rss w2cpu_tail w2cpu_srv
-declare -a w3t50 w3t99 w3t999 w3c50 w3c99 w3c999 w3p50 w3p99 w3p999 f1 f1mb f1rss f1cpu_srv
+declare -a w3t50 w3t99 w3t999 w3c50 w3c99 w3c999 w3p50 w3p99 w3p999 w3pt50 w3pt99 w3pt999 f1 f1mb f1rss f1cpu_srv
 SK_FAIL=0
 
 # put_run <tag> <run>: W1 into stream "b" of the running server; sets W1_* vars
@@ -288,20 +288,24 @@ sk_run() {
   done
   stop_server
 
-  # W3 again, server and client library pinned to CPU 0
+  # W3 again, everything pinned to CPU 0 (the tools inherit follow_latency's affinity)
   if [ "$PIN_W3" = 1 ]; then
     rm -rf "$WORK/data"
     # shellcheck disable=SC2086
     SERVE_PREFIX="taskset -c 0" start_server "$WORK/data" $SK_SERVE_FLAGS
-    create_stream lat_pin 1
-    rc=0
-    out=$(taskset -c 0 "$FL" "$BIN" lat_pin "$LAT_N" "$LAT_RATE" client 2>"$WORK/fl.err") || rc=$?
-    say "run $r default W3 pinned to CPU 0: $out$( [ $rc -eq 0 ] || echo " rc=$rc")"
-    if [ -n "$out" ]; then
-      w3p50+=("$(field p50_us "$out")"); w3p99+=("$(field p99_us "$out")"); w3p999+=("$(field p999_us "$out")")
-    else
-      echo "follow_latency pinned failed (rc=$rc):" >&2; tail -5 "$WORK/fl.err" >&2; SK_FAIL=1
-    fi
+    for mode in client tools; do
+      create_stream "lat_pin_$mode" 1
+      rc=0
+      out=$(taskset -c 0 "$FL" "$BIN" "lat_pin_$mode" "$LAT_N" "$LAT_RATE" $mode 2>"$WORK/fl.err") || rc=$?
+      say "run $r default W3 pinned to CPU 0: $out$( [ $rc -eq 0 ] || echo " rc=$rc")"
+      if [ -z "$out" ]; then
+        echo "follow_latency pinned $mode failed (rc=$rc):" >&2; tail -5 "$WORK/fl.err" >&2; SK_FAIL=1
+      elif [ $mode = client ]; then
+        w3p50+=("$(field p50_us "$out")"); w3p99+=("$(field p99_us "$out")"); w3p999+=("$(field p999_us "$out")")
+      else
+        w3pt50+=("$(field p50_us "$out")"); w3pt99+=("$(field p99_us "$out")"); w3pt999+=("$(field p999_us "$out")")
+      fi
+    done
     stop_server
   fi
 
@@ -471,6 +475,9 @@ say "# streamkit"
   report streamkit W3_pinned_client_latency_p50 us "${w3p50[@]}"
   report streamkit W3_pinned_client_latency_p99 us "${w3p99[@]}"
   report streamkit W3_pinned_client_latency_p999 us "${w3p999[@]}"
+  report streamkit W3_pinned_latency_p50 us "${w3pt50[@]}"
+  report streamkit W3_pinned_latency_p99 us "${w3pt99[@]}"
+  report streamkit W3_pinned_latency_p999 us "${w3pt999[@]}"
   report streamkit rss_stream-put_W1 MiB "${w1rss[@]}"
   report streamkit rss_stream-tail_W2 MiB "${w2rss[@]}"
   report streamkit rss_stream-serve_after_W1_W2_VmHWM MiB "${w1srv_hwm[@]}"
@@ -633,6 +640,8 @@ row("W3 follow p50 µs, client lib", "W3_client_latency_p50", "us", "redis", "W3
 row("W3 follow p99 µs, client lib", "W3_client_latency_p99", "us", "redis", "W3_latency_p99", kind="le", limit=150)
 row("W3 follow p50 µs, client lib, all on CPU 0", "W3_pinned_client_latency_p50", "us", "redis-pinned", "W3_latency_p50", kind="le_peer")
 row("W3 follow p99 µs, client lib, all on CPU 0", "W3_pinned_client_latency_p99", "us", "redis-pinned", "W3_latency_p99", kind="le", limit=150)
+row("W3 follow p50 µs, tools, all on CPU 0", "W3_pinned_latency_p50", "us", "redis-pinned", "W3_latency_p50", kind="le_peer")
+row("W3 follow p99 µs, tools, all on CPU 0", "W3_pinned_latency_p99", "us", "redis-pinned", "W3_latency_p99", kind="le", limit=150)
 row("W1 put rec/s, --fsync always", "W1_write", "records/s", "redis-fsync-always", kind="ge_peer", factor=3, who="streamkit-fsync-always")
 row(f"stream-serve peak RSS, {mst}×{msh} idle (VmHWM) MiB", f"rss_stream-serve_{idle}_VmHWM", "MiB", kind="le", limit=64)
 row(f"stream-serve RSS, {mst}×{msh} idle (VmRSS) MiB", f"rss_stream-serve_{idle}_VmRSS", "MiB")
