@@ -93,6 +93,7 @@ class Producer {
   void Add(uint32_t shard, std::string_view key, const u128* hash, std::string_view data, uint64_t id);
   Status Seal(uint32_t shard);
   Status SendReady();
+  int RetryWaitMs() const;
   Status HandleResponse(client::Response& r);
   Status Drain(bool all);
   Status Reroute(std::shared_ptr<Batch> b);
@@ -271,6 +272,29 @@ Status Producer::SendReady() {
   return Status::OK();
 }
 
+// Milliseconds until the first batch backing off (throttled, failed) may be sent
+// again, rounded up; -1 when none waits only for time (the rest wait for answers,
+// and the socket is watched while anything is on the wire).
+int Producer::RetryWaitMs() const {
+  if (OnWire() >= o_.max_in_flight) return -1;
+  auto now = Clock::now();
+  int wait = -1;
+  for (auto& [idx, st] : shards_) {
+    if (st.closing) continue;
+    bool resend = false;
+    for (auto& b : st.outstanding) resend |= b->needs_resend;
+    if (resend && st.on_wire > 0) continue;
+    for (auto& b : st.outstanding) {
+      if (b->sent && !b->needs_resend) continue;
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(b->not_before - now).count();
+      int ms = us <= 0 ? 0 : int((us + 999) / 1000);
+      wait = wait < 0 ? ms : std::min(wait, ms);
+      break;  // the shard sends in order: its first waiting batch decides
+    }
+  }
+  return wait;
+}
+
 Status Producer::Reroute(std::shared_ptr<Batch> b) {
   // The shard closed or its range moved: the batch was not stored. Its records go
   // through the fresh shard map again, into new batches.
@@ -437,6 +461,11 @@ int Producer::Run() {
           int ms = int(std::max<long>(0, std::chrono::duration_cast<std::chrono::milliseconds>(due - now).count()));
           wait = wait < 0 ? ms : std::min(wait, ms);
         }
+      // A throttled or failed batch is resent when its backoff ends, even while stdin
+      // is quiet (`tail -f app.log | stream-put`).
+      if (int r = RetryWaitMs(); r >= 0) wait = wait < 0 ? r : std::min(wait, r);
+      // Sequence numbers printed so far go out before we wait (like tail -f's lines).
+      if (wait != 0 && o_.print_seq) std::fflush(stdout);
       pollfd p[2] = {{0, POLLIN, 0}, {c_.fd(), POLLIN, 0}};
       // A batch due now (--linger 0) goes at once: no look at stdin first.
       int n = wait == 0 ? 0 : ::poll(p, OnWire() > 0 ? 2 : 1, wait);

@@ -20,4 +20,22 @@ stream-ctl create limited --enforce-limits
 seq 1 2500 | stream-put limited -v --batch-size 4KiB 2>"$T/put.err"
 grep -qE "[1-9][0-9]* throttled" "$T/put.err" || fail "no throttling: $(cat "$T/put.err")"
 expect_eq "$(stream-tail limited -n +1 | md5sum)" "$(seq 1 2500 | md5sum)" "throttled put"
+
+# Throttled batches are resent when their backoff ends even while stdin stays open
+# and quiet (tail -f app.log | stream-put), not when the next line or EOF comes.
+# Three batches of ~590 records: the first fits the shard's 1,000 records/s, the
+# second is throttled and the third waits behind it.
+stream-ctl create quiet --enforce-limits >/dev/null
+( awk 'BEGIN { for (i = 0; i < 1500; i++) printf "%0100d\n", i }'; sleep 8 ) |
+  stream-put quiet --key-fixed k --batch-size 64KiB -v 2>"$T/quiet.err" &
+QUIET=$!
+stored=0
+deadline=$((SECONDS + 5))  # stdin stays open for 8 s
+while [ "$SECONDS" -lt "$deadline" ]; do
+  stored=$(stream-tail quiet -n +1 | wc -l)
+  [ "$stored" -eq 1500 ] && break
+  sleep 0.1
+done
+expect_eq "$stored" 1500 "records stored within 5 s while stdin stays open"
+wait "$QUIET" || fail "put with quiet stdin: $(cat "$T/quiet.err")"
 echo "faults: ok"
