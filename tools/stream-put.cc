@@ -245,16 +245,21 @@ Status Producer::Seal(uint32_t shard) {
   return Status::OK();
 }
 
+// A closing shard sends nothing more; a shard with a batch to resend sends nothing
+// else until everything it had on the wire is answered, then resends in sequence
+// order (keeps per-key order).
+bool MaySend(const ShardState& st) {
+  if (st.closing) return false;
+  bool resend = false;
+  for (auto& b : st.outstanding) resend |= b->needs_resend;
+  return !(resend && st.on_wire > 0);
+}
+
 Status Producer::SendReady() {
   SK_TRY(SettleClosedShards());
   auto now = Clock::now();
   for (auto& [idx, st] : shards_) {
-    if (st.closing) continue;
-    // A shard with a batch to resend sends nothing else until everything it had on the
-    // wire is answered; then it resends in sequence order (keeps per-key order).
-    bool resend = false;
-    for (auto& b : st.outstanding) resend |= b->needs_resend;
-    if (resend && st.on_wire > 0) continue;
+    if (!MaySend(st)) continue;
     for (auto& b : st.outstanding) {
       if (OnWire() >= o_.max_in_flight) return Status::OK();
       if (b->sent && !b->needs_resend) continue;  // on the wire already
@@ -280,10 +285,7 @@ int Producer::RetryWaitMs() const {
   auto now = Clock::now();
   int wait = -1;
   for (auto& [idx, st] : shards_) {
-    if (st.closing) continue;
-    bool resend = false;
-    for (auto& b : st.outstanding) resend |= b->needs_resend;
-    if (resend && st.on_wire > 0) continue;
+    if (!MaySend(st)) continue;
     for (auto& b : st.outstanding) {
       if (b->sent && !b->needs_resend) continue;
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(b->not_before - now).count();

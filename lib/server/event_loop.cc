@@ -22,14 +22,14 @@ constexpr size_t kMaxQueuedBytes = 64u << 20;  // per connection, before its rea
 constexpr size_t kReadChunk = 256u << 10;
 constexpr uint32_t kMaxFrameBeforeHello = 64u << 10;
 constexpr size_t kMaxFramesPerSend = 64;
+constexpr unsigned kRingEntries = 512;
+constexpr int kMaxCqes = 128;
 
 // The memory a queued frame holds, which is what the 64 MiB cap counts: its capacity,
 // not its size. A fetch answer reads up to max_bytes and keeps only whole batches, so
 // an answer of 450 KB can hold 1 MiB (counting sizes, a client that did not read its
 // answers got ~140 MiB queued when the stream's batches were small).
 size_t Held(const Bytes& frame) { return frame.capacity(); }
-constexpr unsigned kRingEntries = 512;
-constexpr int kMaxCqes = 128;
 
 enum Op : uint64_t { kOpRecv = 2, kOpSend = 3 };
 uint64_t Tag(const void* p, Op op) { return reinterpret_cast<uint64_t>(p) | op; }
@@ -772,7 +772,7 @@ void EventLoop::DispatchEpoll(const epoll_event* evs, int n) {
 // "sync" hint a socket gives its epoll waiter, and the scheduler then sends it to the
 // other, idle CPU, which on this VM costs an inter-processor interrupt and 30-80 us
 // per request (measured, README). Per record followed, the server makes about as
-// many system calls as the epoll backend (~9: a system call costs ~1 us on this VM).
+// many system calls as the epoll backend (7; one costs ~1 us on this VM).
 void EventLoop::WaitAndDispatch(int timeout_ms) {
   epoll_event evs[64];
   if (backend_ == Backend::kEpoll) {
