@@ -393,7 +393,8 @@ Status Producer::Drain(bool all) {
     if (OnWire() == 0) {
       if (!all) break;
       // Only backoffs pending: sleep until the first is due.
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      int due = RetryWaitMs();
+      std::this_thread::sleep_for(std::chrono::milliseconds(due >= 0 ? due : 5));
       continue;
     }
     auto r = c_.Receive(all ? 50 : 0);
