@@ -45,12 +45,14 @@ expect_eq "$(stream-tail events --from "after:$seq2" --limit 1)" "gamma" "--from
 expect_eq "$(stream-tail events --from time:-1h --limit 1 | wc -l)" 1 "--from time:"
 expect_eq "$(stream-tail events --from latest | wc -l)" 0 "--from latest"
 # ... printed as each record is acknowledged, not when stdin ends (stdout is a pipe).
+# (bash unsets SEQ and SEQ_PID once the coprocess ends: keep copies.)
 coproc SEQ { stream-put events --key-fixed k1 --print-seq --linger 0 2>"$T/seq.err"; }
-echo one >&"${SEQ[1]}"
-read -r -t 5 -u "${SEQ[0]}" first || fail "no sequence number printed while stdin stays open: $(cat "$T/seq.err")"
+seq_pid=$SEQ_PID seq_out=${SEQ[0]} seq_in=${SEQ[1]}
+echo one >&"$seq_in"
+read -r -t 5 -u "$seq_out" first || fail "no sequence number printed while stdin stays open: $(cat "$T/seq.err")"
 expect_eq "$(stream-tail events --from "seq:$(cut -f2 <<<"$first")" --limit 1)" "one" "--print-seq while open"
-exec {SEQ[1]}>&-
-wait "$SEQ_PID" || fail "stream-put --print-seq: $(cat "$T/seq.err")"
+exec {seq_in}>&-
+wait "$seq_pid" || fail "stream-put --print-seq: $(cat "$T/seq.err")"
 
 # Framing: --nul and --raw.
 printf 'a\0b\0c' | stream-put events --nul --key-fixed nul
