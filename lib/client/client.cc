@@ -224,10 +224,24 @@ Result<Response> Client::ReadOne(int timeout_ms) {
       if (n < 0 && errno == EINTR) continue;
       if (n == 0) return Status::Busy("timeout");
     }
-    // Timeout 0: one non-blocking receive, no poll first (one system call, not two).
-    ssize_t n = ::recv(fd_, rbuf_.data() + rhave_, rbuf_.size() - rhave_, timeout_ms == 0 ? MSG_DONTWAIT : 0);
+    // Never sleep inside recv(): a thread blocked there is woken each time the server
+    // reads one of our requests (the kernel's "writable again" wake-up reaches every
+    // sleeper on a Unix socket, whatever it waits for), which costs a spurious switch
+    // and preempts the server in the middle of that request. poll(POLLIN) sleeps
+    // through those. So: one non-blocking receive (enough when the answer is there, as
+    // it is after the caller's own poll, or with timeout 0), and only when nothing is
+    // there, poll and receive again.
+    ssize_t n = ::recv(fd_, rbuf_.data() + rhave_, rbuf_.size() - rhave_, MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && timeout_ms == 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Status::Busy("timeout");
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (timeout_ms == 0) return Status::Busy("timeout");
+      if (timeout_ms < 0) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, -1) < 0 && errno != EINTR)
+          return Status::FromErrno(errno, fmt::format("wait for {}", socket_path_));
+      }
+      continue;  // timeout > 0: the loop polls again with what is left
+    }
     if (n < 0) return Status::FromErrno(errno, fmt::format("receive from {}", socket_path_));
     if (n == 0) return Status::Closed(fmt::format("stream-serve at {} closed the connection", socket_path_));
     rhave_ += size_t(n);
