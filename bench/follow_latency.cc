@@ -84,19 +84,26 @@ int ClientMode(const std::string& stream, int n, int rate) {
   std::vector<int64_t> lat;
   lat.reserve(size_t(n));
   std::thread follower([&] {
-    Bytes scratch;
+    // Like stream-tail -f: a fetch that stays parked (kFetchStay) answers each new batch
+    // without a new request; when an answer lacks kFetchMore, ask again.
+    bool parked = false;
     while (int(lat.size()) < n) {
-      auto r = (*cons)->CallOk(proto::Type::kFetch, [&](proto::Writer& w) {
-        w.str(stream).u32(0).u64(offset).u32(1 << 20).u32(1000);
-      });
-      if (!r.ok()) return;
+      if (!parked) {
+        auto s = (*cons)->Send(proto::Type::kFetch, [&](proto::Writer& w) {
+          w.str(stream).u32(0).u64(offset).u32(1 << 20).u32(1000).u8(proto::kFetchStay);
+        });
+        if (!s.ok()) return;
+      }
+      auto r = (*cons)->Receive();
+      if (!r.ok() || !r->ok()) return;
       auto b = r->body();
-      uint64_t next, end, start;
-      uint8_t flags;
+      uint64_t next = 0, end = 0, start = 0;
+      uint8_t flags = 0;
       b.u64(&next);
       b.u64(&end);
       b.u64(&start);
       b.u8(&flags);
+      parked = (flags & proto::kFetchMore) != 0;
       std::string_view t = b.tail();
       log::RecordCursor rc(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(t.data()), t.size()), offset);
       log::Record rec;

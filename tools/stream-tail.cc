@@ -242,7 +242,7 @@ class Tail {
   Result<proto::StreamInfo> Describe();
   Result<uint64_t> ResolveStart(const proto::ShardInfo& s, const Position& p);
   Status FetchLoop(bool follow);
-  Status HandleFetch(client::Response& r, uint32_t shard);
+  Status HandleFetch(client::Response& r, uint32_t shard, uint64_t* stays_at);
   Status LastN(uint64_t n, std::map<uint32_t, uint64_t>* next);
   Status Heartbeat(bool leaving);
   Status Commit(bool force);
@@ -376,7 +376,9 @@ Status Tail::LastN(uint64_t n, std::map<uint32_t, uint64_t>* next) {
   return Status::OK();
 }
 
-Status Tail::HandleFetch(client::Response& r, uint32_t shard) {
+// `*stays_at`: where the server keeps this fetch parked (kFetchMore), else UINT64_MAX.
+Status Tail::HandleFetch(client::Response& r, uint32_t shard, uint64_t* stays_at) {
+  *stays_at = UINT64_MAX;
   auto it = cursors_.find(shard);
   if (it == cursors_.end()) return Status::OK();  // no longer ours
   ShardCursor& cur = it->second;
@@ -421,6 +423,7 @@ Status Tail::HandleFetch(client::Response& r, uint32_t shard) {
   SK_TRY(rc.status());
   if (!Done() && next > cur.next && cur.next < cur.stop) cur.next = std::min(next, cur.stop);
   if (cur.next >= cur.stop) cur.finished = true;
+  if (flags & proto::kFetchMore) *stays_at = next;
   if ((flags & proto::kFetchShardEnd) && cur.next >= end) {
     cur.finished = true;
     last_refresh_ = {};  // a closed shard ended: its children may now start
@@ -544,6 +547,9 @@ Status Tail::FetchLoop(bool follow) {
       if (group_mode_ && follow) wait = kHeartbeatMs / 2;
       SK_ASSIGN_OR_RETURN(uint32_t corr, c_->Send(Type::kFetch, [&](Writer& w) {
         w.str(o_.stream).u32(shard).u64(off).u32(kFetchBytes).u32(wait);
+        // Following: the fetch stays parked at the end after each answer, so new
+        // records come without a new request each (PROTOCOL.md §9).
+        if (follow) w.u8(proto::kFetchStay);
       }));
       corr_shard_[corr] = InFlight{shard, off};
       cur.in_flight = true;
@@ -615,7 +621,13 @@ Status Tail::FetchLoop(bool follow) {
       cur->second.in_flight = false;
       continue;
     }
-    SK_TRY(HandleFetch(r, f.shard));
+    uint64_t stays_at;
+    SK_TRY(HandleFetch(r, f.shard, &stays_at));
+    // The server keeps this fetch parked where the cursor now is: it stays in flight.
+    if (stays_at != UINT64_MAX && !cur->second.finished && cur->second.next == stays_at) {
+      cur->second.in_flight = true;
+      corr_shard_[r.corr] = InFlight{f.shard, stays_at};
+    }
   }
 }
 

@@ -175,6 +175,12 @@ struct FetchResult {
   uint8_t flags = 0;          // bit 0: shard closed and read to its end
 };
 constexpr uint8_t kFetchShardEnd = 1;
+// Response flag bit 1: this Fetch stays parked at `next_offset`; more answers with the
+// same correlation id follow (only for a request with kFetchStay, PROTOCOL.md §9).
+constexpr uint8_t kFetchMore = 2;
+// Request `fetch_flags` bit 0 (an optional trailing u8): after an answer that reaches
+// the shard's durable end, keep the Fetch parked there instead of ending it.
+constexpr uint8_t kFetchStay = 1;
 
 enum class OffsetKind : uint8_t { kTrimHorizon = 0, kLatest = 1, kTime = 2 };
 

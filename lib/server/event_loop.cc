@@ -88,6 +88,11 @@ bool Connection::Backlogged() {
   return out_bytes_ >= kMaxQueuedBytes;
 }
 
+size_t Connection::QueuedBytes() {
+  std::lock_guard<std::mutex> g(mu_);
+  return out_bytes_;
+}
+
 void Connection::Shutdown() {
   shutdown_requested_ = true;
   std::unique_lock<std::mutex> l(mu_);

@@ -68,6 +68,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // True while the answers queued for this connection hold 64 MiB or more (its
   // requests are not read meanwhile). Thread-safe.
   bool Backlogged();
+  // Server memory held by the answers queued for this connection. Thread-safe.
+  size_t QueuedBytes();
 
   // Set by the Hello handler; read and written only by whoever handles the
   // connection's current request (one at a time).
@@ -75,6 +77,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Long-poll fetches of this connection parked in the server (guarded by the
   // server's waiter lock).
   int parked_fetches = 0;
+  // Set (under the same lock) once the connection closed: nothing parks for it again.
+  bool gone = false;
 
  private:
   friend class EventLoop;

@@ -28,6 +28,15 @@ using proto::Writer;
 namespace {
 constexpr int64_t kRetentionEveryMs = 30 * 1000;
 constexpr int kMaxParkedFetches = 16384;  // per connection (a stream has at most 10,000 shards)
+// A kFetchStay fetch stays parked only while its connection's unsent answers hold less
+// than this: a follower that does not keep up is back to one answer per request.
+constexpr size_t kStayMaxQueuedBytes = 1u << 20;
+
+// Whether a kFetchStay fetch answered up to `next` stays parked there: the answer carried
+// records and reached the durable end of an open shard, and its client keeps up.
+bool Stays(Connection& c, uint64_t offset, uint64_t next, uint64_t durable, bool closed) {
+  return next > offset && next >= durable && !closed && c.QueuedBytes() < kStayMaxQueuedBytes;
+}
 
 Bytes ErrorFrame(uint32_t corr, uint16_t type, Err err, std::string_view msg) {
   Bytes out;
@@ -315,6 +324,7 @@ Status Server::Run() {
 
 void Server::OnClosed(Connection* c) {
   std::lock_guard<std::mutex> g(waiters_mu_);
+  c->gone = true;  // a kFetchStay fetch being answered right now is not parked again
   if (c->parked_fetches > 0) (void)waiters_.TakeConnection(c);
 }
 
@@ -683,7 +693,8 @@ void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, 
 }
 
 bool Server::AnswerFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Shard& shard,
-                         uint64_t offset, uint32_t max_bytes, bool force, bool empty) {
+                         uint64_t offset, uint32_t max_bytes, bool force, bool empty, uint64_t* stay_at) {
+  if (stay_at) *stay_at = UINT64_MAX;
   // `closed` first: once it is set every append to the shard is done and synced, so
   // the durable end read after it is the shard's final end.
   bool closed = shard.closed.load();
@@ -701,6 +712,10 @@ bool Server::AnswerFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Sh
   }
   EncodeFixed64(out.data() + fields, rr->next_offset);
   if (closed && rr->next_offset >= durable) out[fields + 24] = proto::kFetchShardEnd;
+  if (stay_at && Stays(*c, offset, rr->next_offset, durable, closed)) {
+    out[fields + 24] = proto::kFetchMore;
+    *stay_at = rr->next_offset;
+  }
   proto::FinishFrame(&out, 0);
   c->Send(std::move(out));
   return true;
@@ -713,6 +728,14 @@ void Server::HandleFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Re
   uint64_t offset;
   if (!(r.str(&name) && r.u32(&shard_index) && r.u64(&offset) && r.u32(&max_bytes) && r.u32(&wait_ms)))
     return fail(Err::kInvalidRequest, "malformed request");
+  uint8_t fetch_flags = 0;
+  if (r.remaining() > 0) r.u8(&fetch_flags);  // optional: absent from older clients
+  bool stay = (fetch_flags & proto::kFetchStay) && wait_ms > 0;
+  if (stay) {
+    // A fetch that stays parks: only while the connection has room for one more.
+    std::lock_guard<std::mutex> g(waiters_mu_);
+    stay = c->parked_fetches < kMaxParkedFetches;
+  }
   auto s = store_->Get(name);
   if (!s) return fail(Err::kStreamNotFound, fmt::format("stream '{}' does not exist", name));
   uint8_t flags;
@@ -728,19 +751,24 @@ void Server::HandleFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Re
     return fail(Err::kOffsetOutOfRange,
                 fmt::format("offset {} of {} was removed by retention; the oldest is {}", offset,
                             proto::ShardIdName(shard_index), start));
-  if (AnswerFetch(c, corr, *shard, offset, max_bytes, wait_ms == 0)) return;
+  uint64_t stay_at = UINT64_MAX;
+  if (AnswerFetch(c, corr, *shard, offset, max_bytes, wait_ms == 0, false, stay ? &stay_at : nullptr)) {
+    if (stay_at == UINT64_MAX) return;
+    offset = stay_at;  // answered up to the end: wait there for what comes next
+  }
   {
     std::unique_lock<std::mutex> g(waiters_mu_);
     // Parked fetches cost memory and a look at each append to their shard: a
     // connection parks at most kMaxParkedFetches (a follower parks one per shard);
-    // beyond that the fetch is answered at once, with no records.
-    if (c->parked_fetches >= kMaxParkedFetches) {
+    // beyond that the fetch is answered at once, with no records. (One that has
+    // answered with kFetchMore parks regardless: it was checked before answering.)
+    if (c->parked_fetches >= kMaxParkedFetches && stay_at == UINT64_MAX) {
       g.unlock();
       AnswerFetch(c, corr, *shard, offset, max_bytes, true);
       return;
     }
     c->parked_fetches++;
-    waiters_.Park(Waiter{c, corr, shard, offset, max_bytes, NowMs() + wait_ms});
+    waiters_.Park(Waiter{c, corr, shard, offset, max_bytes, NowMs() + wait_ms, stay});
   }
   KickTimer(NowMs() + wait_ms);
   WakeWaiters(shard);  // data may have landed between the check and parking
@@ -757,6 +785,7 @@ void Server::WakeWaiters(const std::shared_ptr<Shard>& shard, std::span<const ui
     ready = waiters_.TakeReady(shard.get(), [&](const Waiter& w) { return w.offset < durable || closed; });
     for (auto& w : ready) w.conn->parked_fetches--;
   }
+  std::vector<Waiter> again;  // kFetchStay fetches that stay parked
   for (auto& w : ready) {
     // A client with 64 MiB of unread answers gets no more data (it asks again once
     // it reads): parked fetches stay within the same cap as pipelined ones.
@@ -768,16 +797,38 @@ void Server::WakeWaiters(const std::shared_ptr<Shard>& shard, std::span<const ui
     // received, straight from the request (no file read on the follow path).
     if (!fresh.empty() && w.offset >= fresh_base && w.offset < fresh_next &&
         shard->log->durable_offset() >= fresh_next && shard->log->start_offset() <= fresh_base) {
+      uint64_t durable = shard->log->durable_offset();
+      bool stays = w.stay && Stays(*w.conn, w.offset, fresh_next, durable, shard->closed.load());
       Bytes out;
       proto::BeginResponse(&out, w.corr, Type::kFetch, Err::kNone, "");
-      Writer(&out).u64(fresh_next).u64(shard->log->durable_offset()).u64(shard->log->start_offset()).u8(0);
+      Writer(&out).u64(fresh_next).u64(durable).u64(shard->log->start_offset()).u8(stays ? proto::kFetchMore : 0);
       out.insert(out.end(), fresh.begin(), fresh.end());
       proto::FinishFrame(&out, 0);
       w.conn->Send(std::move(out));
+      if (stays) {
+        w.offset = fresh_next;
+        again.push_back(std::move(w));
+      }
       continue;
     }
-    AnswerFetch(w.conn, w.corr, *w.shard, w.offset, w.max_bytes, true);
+    uint64_t stay_at = UINT64_MAX;
+    AnswerFetch(w.conn, w.corr, *w.shard, w.offset, w.max_bytes, true, false, w.stay ? &stay_at : nullptr);
+    if (stay_at != UINT64_MAX) {
+      w.offset = stay_at;
+      again.push_back(std::move(w));
+    }
   }
+  if (again.empty()) return;
+  {
+    // Each was taken from the parked set just above: the count goes back to what it was.
+    std::lock_guard<std::mutex> g(waiters_mu_);
+    for (auto& w : again) {
+      if (w.conn->gone) continue;
+      w.conn->parked_fetches++;
+      waiters_.Park(std::move(w));
+    }
+  }
+  WakeWaiters(shard);  // data may have become durable meanwhile (--fsync always: the sync thread)
 }
 
 void Server::SyncLoop() {

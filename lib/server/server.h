@@ -74,6 +74,7 @@ class Server final : public FrameHandler {
     uint64_t offset;
     uint32_t max_bytes;
     int64_t deadline_ms;
+    bool stay = false;  // kFetchStay: parked again after each answer that reaches the end
   };
   struct PendingAck {
     std::shared_ptr<Connection> conn;
@@ -93,8 +94,11 @@ class Server final : public FrameHandler {
   // Answers a fetch now. Returns false (and sends nothing) when there is no data yet.
   // `empty`: answer with no records (the client asks again), for a connection
   // whose unread answers are already at the cap.
+  // `stay_at`, when given (a kFetchStay fetch), receives where the fetch stays parked
+  // if the answer says kFetchMore, else UINT64_MAX.
   bool AnswerFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Shard& shard,
-                   uint64_t offset, uint32_t max_bytes, bool force, bool empty = false);
+                   uint64_t offset, uint32_t max_bytes, bool force, bool empty = false,
+                   uint64_t* stay_at = nullptr);
   // Answers parked fetches that new durable data satisfies. `fresh` is the batch
   // just appended ([fresh_base, fresh_next)), served from memory when it fits.
   void WakeWaiters(const std::shared_ptr<Shard>& shard, std::span<const uint8_t> fresh = {},

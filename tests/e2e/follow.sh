@@ -48,4 +48,20 @@ seq 2000 2009 | stream-put live
 wait_lines "$T/f3" 10
 grep -q "reconnected" "$T/f3.err" || fail "-F did not say it reconnected"
 kill "$F3"; wait "$F3" 2>/dev/null || true
+
+# Under --fsync always a follower is answered after each fdatasync (the sync thread),
+# and it keeps following past its fetch's 1 s deadline (the fetch that stays parked
+# between records ends there, and stream-tail asks again).
+stop_server
+start_server --fsync always
+stream-tail -f live --from latest >"$T/f4" &
+F4=$!
+sleep 0.3
+for i in 1 2 3 4 5; do echo "a$i" | stream-put live --key-fixed k; done
+wait_lines "$T/f4" 5
+sleep 1.5
+for i in 6 7 8; do echo "a$i" | stream-put live --key-fixed k; done
+wait_lines "$T/f4" 8
+expect_eq "$(tr '\n' ' ' <"$T/f4")" "a1 a2 a3 a4 a5 a6 a7 a8 " "follower under --fsync always"
+kill "$F4"; wait "$F4" 2>/dev/null || true
 echo "follow: ok"

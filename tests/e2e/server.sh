@@ -148,6 +148,65 @@ expect_cap_held "$SERVE_HWM_BEFORE" "one client's parked fetches"
 touch "$T/park.go"
 wait "$PARK" || fail "the client with parked fetches did not get every answer exactly once"
 
+# 2d. A Fetch with kFetchStay (PROTOCOL.md §9) stays parked at the end after each
+# answer: every new batch comes on the same correlation id with kFetchMore; the deadline
+# ends it with an empty answer without kFetchMore; a plain Fetch beside it is answered
+# once. A client that stops reading gets kFetchMore only while less than 1 MiB of
+# answers waits for it; then the fetch ends, and nothing more is sent until it asks.
+stream-ctl create stay --shards 1 >/dev/null
+python3 - "$STREAMKIT_SOCKET" "$T/stay" "$(dirname "$0")" <<'PY' &
+import os, socket, sys, time
+sock_path, flag = sys.argv[1], sys.argv[2]
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, sys.argv[3])
+import skwire
+def signal(name):
+    open(flag + "." + name, "w").close()
+def wait_for(name):
+    while not os.path.exists(flag + "." + name):
+        time.sleep(0.05)
+s = skwire.connect(sock_path, "stay")
+rd = skwire.Reader(s)
+assert rd.next()[0] == 1  # the Hello answer
+t0 = time.monotonic()
+s.sendall(skwire.fetch(7, "stay", 0, 0, 1 << 20, 5000, flags=skwire.FETCH_STAY) +
+          skwire.fetch(8, "stay", 0, 0, 1 << 20, 5000))
+signal("ready")
+got = {7: [], 8: []}
+while len(got[7]) < 4 or len(got[8]) < 1:
+    corr, nxt, flags, n = rd.fetch_answer()
+    got[corr].append((nxt, flags))
+assert got[7][:3] == [(1, skwire.FETCH_MORE), (2, skwire.FETCH_MORE), (3, skwire.FETCH_MORE)], got
+assert got[7][3] == (3, 0) and time.monotonic() - t0 >= 4.5, (got, time.monotonic() - t0)  # the deadline
+assert got[8] == [(1, 0)], got
+# Stop reading while twenty ~900 KB batches arrive (18 MB: more than the socket
+# buffer, up to 8 MiB, and the 1 MiB of queued answers together).
+s.sendall(skwire.fetch(9, "stay", 0, 3, 1 << 20, 20000, flags=skwire.FETCH_STAY))
+signal("slow")
+wait_for("go")
+answers = []
+while not answers or answers[-1][1] & skwire.FETCH_MORE:
+    corr, nxt, flags, n = rd.fetch_answer()
+    assert corr == 9 and n > 900000, (corr, n, nxt, flags, answers)
+    answers.append((nxt, flags))
+assert 2 <= len(answers) <= 15 and answers[-1][0] < 23, answers
+s.settimeout(1.0)
+try:
+    extra = s.recv(1)
+except socket.timeout:
+    extra = b""
+assert extra == b"" and not rd.buf, "answers after the fetch ended"
+print("stay: %d answers before the slow client's fetch ended" % len(answers), file=sys.stderr)
+PY
+STAY=$!
+for _ in $(seq 200); do [ -e "$T/stay.ready" ] && break; sleep 0.05; done
+for i in 1 2 3; do echo "s$i" | stream-put stay || fail "put into 'stay'"; done
+for _ in $(seq 400); do [ -e "$T/stay.slow" ] && break; sleep 0.05; done
+for i in $(seq 20); do head -c 900000 /dev/zero | tr '\0' x | stream-put stay --raw || fail "put into 'stay'"; done
+sleep 0.5
+touch "$T/stay.go"
+wait "$STAY" || fail "a fetch with kFetchStay did not answer as PROTOCOL.md §9 says"
+
 # 3. Garbage on the socket: an error frame, that connection closed, the rest served.
 python3 - "$STREAMKIT_SOCKET" <<'PY'
 import socket, struct, sys

@@ -29,9 +29,14 @@ def connect(sock_path, client_name):
     return s
 
 
-def fetch(corr, stream, shard, offset, max_bytes, wait_ms):
+FETCH_STAY = 1  # request fetch_flags bit 0 (PROTOCOL.md §7.7)
+FETCH_MORE = 2  # response flags bit 1: more answers follow on this correlation id
+
+
+def fetch(corr, stream, shard, offset, max_bytes, wait_ms, flags=None):
     name = stream.encode()
-    return frame(corr, FETCH, varint(len(name)) + name + struct.pack("<IQII", shard, offset, max_bytes, wait_ms))
+    tail = b"" if flags is None else bytes([flags])  # fetch_flags is optional
+    return frame(corr, FETCH, varint(len(name)) + name + struct.pack("<IQII", shard, offset, max_bytes, wait_ms) + tail)
 
 
 class Reader:
@@ -55,4 +60,13 @@ class Reader:
         body = self._exact(n)
         corr, typ, err = struct.unpack_from("<IHH", body)
         assert err == 0, (corr, err, body[:80])
+        self.body = body
         return corr, typ, err, n
+
+    def fetch_answer(self):
+        """The next response, a successful Fetch answer: (corr, next_offset, flags, frame length)."""
+        corr, typ, _, n = self.next()
+        assert typ == FETCH | 0x8000, typ
+        assert self.body[8] == 0, "message not empty"
+        next_offset, _end, _start, flags = struct.unpack_from("<QQQB", self.body, 9)
+        return corr, next_offset, flags, n
