@@ -31,6 +31,10 @@ namespace {
 const char* kTool = "stream-put";
 constexpr int kMaxAttempts = 60;       // per batch, with backoff up to 1 s: about a minute
 constexpr size_t kMaxInFlightBytes = 16u << 20;
+// Acknowledgements are read when stream-put wakes anyway (for input, a linger or a
+// backoff), or at the latest this long after the oldest unacknowledged send: a
+// producer fed a line at a time then wakes once per line, not twice (line, then ack).
+constexpr int kLazyAckMs = 20;
 
 struct Options {
   std::string stream;
@@ -67,6 +71,7 @@ struct Batch {
   bool needs_resend = false;
   bool doomed = false;        // refused because its shard closed: goes to the children
   Clock::time_point not_before{};
+  Clock::time_point sent_at{};  // its last send
 };
 
 struct ShardState {
@@ -269,6 +274,7 @@ Status Producer::SendReady() {
                                                  std::span<const uint8_t>(b->bytes)));
       if (b->sent) retries_++;
       b->sent = true;
+      b->sent_at = now;
       b->needs_resend = false;
       st.on_wire++;
       inflight_[corr] = b;
@@ -469,9 +475,18 @@ int Producer::Run() {
       if (int r = RetryWaitMs(); r >= 0) wait = wait < 0 ? r : std::min(wait, r);
       // Sequence numbers printed so far go out before we wait (like tail -f's lines).
       if (wait != 0 && o_.print_seq) std::fflush(stdout);
+      // Acknowledgements wake us only when they are needed now: for --print-seq, to
+      // send more (--max-in-flight), or once the oldest is kLazyAckMs old; else they
+      // are read when input wakes us anyway (Drain below).
+      bool want_acks = false;
+      if (OnWire() > 0) {
+        auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - inflight_.begin()->second->sent_at).count();
+        want_acks = o_.print_seq || OnWire() >= o_.max_in_flight || age >= kLazyAckMs;
+        if (!want_acks) wait = wait < 0 ? int(kLazyAckMs - age) : std::min(wait, int(kLazyAckMs - age));
+      }
       pollfd p[2] = {{0, POLLIN, 0}, {c_.fd(), POLLIN, 0}};
       // A batch due now (--linger 0) goes at once: no look at stdin first.
-      int n = wait == 0 ? 0 : ::poll(p, OnWire() > 0 ? 2 : 1, wait);
+      int n = wait == 0 ? 0 : ::poll(p, want_acks ? 2 : 1, wait);
       if (n == 0 || (n > 0 && !(p[0].revents & (POLLIN | POLLHUP)))) {
         for (auto& [i, st] : shards_) {
           if (!st.builder.empty() &&
