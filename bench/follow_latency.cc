@@ -65,6 +65,17 @@ pid_t Spawn(const std::vector<std::string>& argv, int in_fd, int out_fd) {
   return pid;
 }
 
+// FL_DUMP=FILE: each record's latency in ns, one per line, in arrival order (to
+// look for periodic stalls).
+void DumpLatencies(const std::vector<int64_t>& lat) {
+  const char* path = std::getenv("FL_DUMP");
+  if (!path || !*path) return;
+  if (FILE* f = std::fopen(path, "w")) {
+    for (int64_t v : lat) std::fprintf(f, "%lld\n", (long long)v);
+    std::fclose(f);
+  }
+}
+
 }  // namespace
 
 int ClientMode(const std::string& stream, int n, int rate, bool stay) {
@@ -132,6 +143,7 @@ int ClientMode(const std::string& stream, int n, int rate, bool stay) {
     }
   }
   follower.join();
+  DumpLatencies(lat);
   std::sort(lat.begin(), lat.end());
   auto pct = [&](double p) { return double(lat[std::min(lat.size() - 1, size_t(p * double(lat.size())))]) / 1000.0; };
   std::printf("follow_latency mode=%s records=%zu of=%d rate=%d p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\n",
@@ -201,6 +213,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "no records came back\n");
     return 1;
   }
+  DumpLatencies(lat);
   std::sort(lat.begin(), lat.end());
   auto pct = [&](double p) { return double(lat[std::min(lat.size() - 1, size_t(p * double(lat.size())))]) / 1000.0; };
   std::printf("follow_latency mode=tools records=%zu of=%d rate=%d p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\n",
