@@ -541,6 +541,7 @@ Status RunTransformOnce(const Options& o, int64_t timeout_ms, const std::vector<
     ::dup2(in_pipe[0], 0);
     ::dup2(out_pipe[1], 1);
     ::signal(SIGPIPE, SIG_DFL);
+    tools::RestoreSchedulingInChild();
     ::execl("/bin/sh", "sh", "-c", o.transform.c_str(), (char*)nullptr);
     ::_exit(127);
   }
@@ -704,6 +705,7 @@ Status Firehose::RunExec(const std::string& rel) {
       if (::chdir(o_.to.c_str()) != 0) ::_exit(127);
       ::dup2(2, 1);  // its output is messages, not our data
       ::signal(SIGPIPE, SIG_DFL);
+      tools::RestoreSchedulingInChild();
       ::execl("/bin/sh", "sh", "-c", cmd.c_str(), (char*)nullptr);
       ::_exit(127);
     }
@@ -1104,6 +1106,7 @@ int Firehose::Run() {
 int main(int argc, char** argv) {
   // Buffers of many MiB come and go for every delivery.
   tools::KeepFreedMemory();
+  tools::UseBatchScheduling(kTool);
   CLI::App app{"stream-firehose: deliver a stream into files, buffered, with transform, partitioning, compression "
                "and Parquet (Amazon Data Firehose)."};
   Options o;

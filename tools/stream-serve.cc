@@ -15,6 +15,7 @@ using namespace streamkit;
 int main(int argc, char** argv) {
   const char* tool = "stream-serve";
   tools::KeepFreedMemory();  // batches and answers of MiBs come and go
+  tools::UseBatchScheduling(tool);
   CLI::App app{"stream-serve: the streamkit server. Owns one data dir and serves its streams on a Unix socket."};
   server::ServerOptions opts;
   std::string mode = "0600", fsync = "interval=200", faults;

@@ -1,10 +1,13 @@
 #include "tool_common.h"
 
 #include <malloc.h>
+#include <sched.h>
 
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <string_view>
 
 namespace streamkit::tools {
 
@@ -71,6 +74,35 @@ void OnStopSignal(int) { g_stop_requested.store(true, std::memory_order_relaxed)
 void KeepFreedMemory() {
   mallopt(M_MMAP_THRESHOLD, 512 << 20);
   mallopt(M_TRIM_THRESHOLD, 1024 << 20);
+}
+
+namespace {
+bool g_sched_changed = false;
+}
+
+void UseBatchScheduling(const char* tool) {
+#if defined(__linux__) && defined(SCHED_BATCH)
+  const char* v = std::getenv("STREAMKIT_SCHED");
+  std::string_view want = v && *v ? std::string_view(v) : std::string_view("batch");
+  if (want == "normal") return;
+  if (want != "batch")
+    std::fprintf(stderr, "%s: STREAMKIT_SCHED='%s' is neither 'batch' nor 'normal'; using batch\n", tool, v);
+  if (::sched_getscheduler(0) != SCHED_OTHER) return;  // the user's choice
+  sched_param p{};
+  p.sched_priority = 0;
+  g_sched_changed = ::sched_setscheduler(0, SCHED_BATCH, &p) == 0;
+#else
+  (void)tool;
+#endif
+}
+
+void RestoreSchedulingInChild() {
+#if defined(__linux__) && defined(SCHED_BATCH)
+  if (!g_sched_changed) return;
+  sched_param p{};
+  p.sched_priority = 0;
+  (void)::sched_setscheduler(0, SCHED_OTHER, &p);
+#endif
 }
 
 void CatchStopSignals() {

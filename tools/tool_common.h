@@ -43,4 +43,18 @@ bool StopRequested();
 // The heap stays bounded by the tool's own peak.
 void KeepFreedMemory();
 
+// Runs the calling thread, and the threads it starts later, under SCHED_BATCH (Linux),
+// unless STREAMKIT_SCHED=normal or the tool was started with a policy other than the
+// default one (chrt, a service manager): theirs is kept. SCHED_BATCH gives the same
+// share of the CPU as the default policy; it only stops a thread that is woken from
+// preempting the thread that woke it. In a pipeline (writer | stream-put, stream-serve,
+// stream-tail -f | reader) the waker is about to sleep: letting it finish keeps the
+// woken process on the same CPU, where waking it costs a context switch, instead of
+// sending it to an idle CPU, which on virtual machines costs 30-100 us more
+// (README, "Follow latency"). Call at the top of main, before any thread starts.
+void UseBatchScheduling(const char* tool);
+// In a forked child, before exec: the policy the tool was started with (commands a
+// tool runs for the user do not inherit SCHED_BATCH).
+void RestoreSchedulingInChild();
+
 }  // namespace streamkit::tools

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -26,6 +27,24 @@ using proto::Type;
 using proto::Writer;
 
 namespace {
+
+// The scheduling policy the server's threads run under (tools/tool_common.h,
+// UseBatchScheduling), for the start-up line.
+const char* SchedulingPolicyName() {
+#if defined(__linux__) && defined(SCHED_BATCH)
+  switch (::sched_getscheduler(0)) {
+    case SCHED_OTHER: return "normal";
+    case SCHED_BATCH: return "batch";
+    case SCHED_IDLE: return "idle";
+    case SCHED_FIFO: return "fifo";
+    case SCHED_RR: return "rr";
+    default: return "other";
+  }
+#else
+  return "normal";
+#endif
+}
+
 constexpr int64_t kRetentionEveryMs = 30 * 1000;
 constexpr int kMaxParkedFetches = 16384;  // per connection (a stream has at most 10,000 shards)
 // A kFetchStay fetch stays parked only while its connection's unsent answers hold less
@@ -270,9 +289,9 @@ Status Server::Start() {
   }
   if (wanted_uring && !uring) Log("io_uring cannot serve sockets here; using epoll for the network");
 
-  Log(fmt::format("serving {} on {} (io: {}, net: {} x{}, fsync: {}, {} streams)", opts_.data_dir,
+  Log(fmt::format("serving {} on {} (io: {}, net: {} x{}, fsync: {}, sched: {}, {} streams)", opts_.data_dir,
                   opts_.socket_path, io_->name(), loops_[0]->name(), loops_.size(),
-                  opts_.durability.ToString(), store_->List().size()));
+                  opts_.durability.ToString(), SchedulingPolicyName(), store_->List().size()));
   return Status::OK();
 }
 

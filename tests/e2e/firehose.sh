@@ -231,6 +231,12 @@ expect_err "--exec failed"
 expect_rc 0 stream-firehose ex --to "$T/ex" --once --exec "mkdir -p $T/up/\$(dirname {}) && cp {} $T/up/{}"
 expect_eq "$(cat_lake "$T/up" | ids | md5sum)" "$(seq 0 399 | md5sum)" "records in the files --exec copied"
 expect_eq "$(cat_lake "$T/ex" | ids | md5sum)" "$(seq 0 399 | md5sum)" "records delivered once despite the failed --exec"
+# Commands run for --exec (and --transform) get the policy stream-firehose was started
+# with, not the SCHED_BATCH it runs under (field 41 of /proc/PID/stat; 0 = SCHED_OTHER).
+if [ "$(uname -s)" = Linux ] && chrt -b 0 true 2>/dev/null; then
+  expect_rc 0 stream-firehose ex --to "$T/ex2" --once --exec "awk '{print \$41}' /proc/\$\$/stat >>$T/pol"
+  expect_eq "$(sort -u "$T/pol")" "0" "scheduling policy of an --exec command"
+fi
 
 # ---- 9. Bad input ------------------------------------------------------------------------------------
 expect_rc 4 stream-firehose nosuch --to "$T/x" --once

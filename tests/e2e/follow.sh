@@ -64,4 +64,33 @@ for i in 6 7 8; do echo "a$i" | stream-put live --key-fixed k; done
 wait_lines "$T/f4" 8
 expect_eq "$(tr '\n' ' ' <"$T/f4")" "a1 a2 a3 a4 a5 a6 a7 a8 " "follower under --fsync always"
 kill "$F4"; wait "$F4" 2>/dev/null || true
+
+# Scheduling policy (tools/tool_common.h): SCHED_BATCH by default, every thread of the
+# server included; STREAMKIT_SCHED=normal keeps the default policy; a policy the tools
+# were started with (here SCHED_IDLE through chrt) is kept. Field 41 of
+# /proc/PID/task/TID/stat: 0 SCHED_OTHER, 3 SCHED_BATCH, 5 SCHED_IDLE.
+policies() { for t in /proc/"$1"/task/*; do awk '{print $41}' "$t/stat"; done | sort -u | tr '\n' ' '; }
+if [ "$(uname -s)" = Linux ] && chrt -b 0 true 2>/dev/null; then
+  expect_eq "$(policies "$SERVER_PID")" "3 " "stream-serve's threads' policy"
+  grep -q "sched: batch" "$T/serve.log" || fail "the start-up line does not name the policy"
+  stream-tail -f live --from latest >/dev/null &
+  F5=$!
+  sleep 0.3
+  expect_eq "$(policies "$F5")" "3 " "stream-tail -f's policy"
+  kill "$F5"; wait "$F5" 2>/dev/null || true
+  STREAMKIT_SCHED=normal stream-tail -f live --from latest >/dev/null &
+  F5=$!
+  sleep 0.3
+  expect_eq "$(policies "$F5")" "0 " "stream-tail -f's policy with STREAMKIT_SCHED=normal"
+  kill "$F5"; wait "$F5" 2>/dev/null || true
+  chrt -i 0 stream-tail -f live --from latest >/dev/null &
+  F5=$!
+  sleep 0.3
+  expect_eq "$(policies "$F5")" "5 " "stream-tail -f started under chrt -i"
+  kill "$F5"; wait "$F5" 2>/dev/null || true
+  STREAMKIT_SCHED=fast stream-ctl list >/dev/null 2>"$T/err"
+  expect_err "STREAMKIT_SCHED='fast' is neither 'batch' nor 'normal'"
+else
+  echo "follow: SCHED_BATCH cannot be set here; policy checks skipped"
+fi
 echo "follow: ok"
