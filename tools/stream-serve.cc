@@ -61,8 +61,10 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   server::Server srv(opts);
-  // Any failure to start or serve is exit 1 (2 is kept for usage errors).
-  if (Status s = srv.Start(); !s.ok()) return tools::FailMsg(tool, tools::kExitFailure, s.message());
+  // A failure to start: 3 for an invalid setting (a socket path too long or naming a
+  // file that is not a socket), 4 for a file the data dir needs that is missing, else 1
+  // (2 is kept for usage errors).
+  if (Status s = srv.Start(); !s.ok()) return tools::Fail(tool, s);
   std::atomic<bool> signalled{false};
   std::thread waiter([&srv, &signalled, set] {
     int sig;

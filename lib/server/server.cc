@@ -242,7 +242,11 @@ Status Server::Start() {
   if (listen_fd_ < 0) return Status::FromErrno(errno, "socket");
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, opts_.socket_path.c_str(), opts_.socket_path.size());
-  if (::access(opts_.socket_path.c_str(), F_OK) == 0) {
+  if (struct stat st; ::lstat(opts_.socket_path.c_str(), &st) == 0) {
+    // Only a socket file is ever replaced: a path given by mistake may name a file
+    // that matters.
+    if (!S_ISSOCK(st.st_mode))
+      return Status::InvalidArgument(fmt::format("{} exists and is not a socket; not replacing it", opts_.socket_path));
     int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     bool live = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
     ::close(probe);
