@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
     auto m = ParseSize(max_record);
     if (!m.ok()) return tools::FailMsg(kTool, tools::kExitUsage, m.status().message());
     if (*m < 1024 || *m > (10u << 20))
-      return tools::FailMsg(kTool, tools::kExitUsage, "--max-record-size must be 1KiB to 10MiB");
+      return tools::FailMsg(kTool, tools::kExitBadInput, "--max-record-size must be 1KiB to 10MiB");
     max_record_bytes = *m;
   }
   if (!list->parsed() && !proto::ValidName(name))

@@ -648,8 +648,12 @@ int main(int argc, char** argv) {
   if (!proto::ValidName(o.stream))
     return tools::FailMsg(kTool, tools::kExitBadInput,
                           fmt::format("invalid stream name '{}': use 1-128 characters of A-Z a-z 0-9 _ . -", o.stream));
-  if (!o.key_fixed.empty() && o.key_fixed.size() > 256)
+  if (app.count("--key-fixed") && (o.key_fixed.empty() || o.key_fixed.size() > 256))
     return tools::FailMsg(kTool, tools::kExitUsage, "--key-fixed must be 1-256 bytes");
+  if (app.count("--key") && o.key_path.empty())
+    return tools::FailMsg(kTool, tools::kExitUsage, "--key needs a JSON field path such as .user.id or /user/id");
+  if (app.count("--hash-key") && o.hash_key.empty())
+    return tools::FailMsg(kTool, tools::kExitUsage, "--hash-key '' is not a decimal in 0..2^128-1");
   tools::IgnoreSigpipe();
   auto c = client::Client::Connect(o.conn);
   if (!c.ok()) return tools::Fail(kTool, c.status());

@@ -659,10 +659,12 @@ int Tail::Run() {
     if (v[0] == '+') {
       plus = true;
       v = v.substr(1);
+    } else if (v[0] == '-') {
+      v = v.substr(1);  // -n -N: the last N, as tail(1) reads it
     }
     char* end = nullptr;
     n = std::strtoull(v.c_str(), &end, 10);
-    if (v.empty() || *end != '\0')
+    if (v.empty() || v[0] < '0' || v[0] > '9' || *end != '\0')
       return tools::FailMsg(kTool, tools::kExitUsage, fmt::format("-n '{}': expected N or +N", o_.lines));
   }
 
@@ -678,6 +680,16 @@ int Tail::Run() {
     if (!found)
       return tools::FailMsg(kTool, tools::kExitNotFound,
                             fmt::format("stream '{}' has no {}", o_.stream, proto::ShardIdName(idx)));
+  }
+  // A sequence number carries its shard (PROTOCOL.md): one naming no shard of this
+  // stream is bad input, as for stream-ctl group-reset --to seq:S.
+  for (auto [p, flag] : {std::pair{&from_, "--from"}, std::pair{&until_, "--until"}}) {
+    if (!*p || ((*p)->kind != Position::kSeqAt && (*p)->kind != Position::kSeqAfter)) continue;
+    bool found = false;
+    for (auto& si : desc->shards) found |= (*p)->seq >> 64 == u128(si.index);
+    if (!found)
+      return tools::FailMsg(kTool, tools::kExitBadInput,
+                            fmt::format("{} seq:{} names no shard of stream '{}'", flag, U128ToString((*p)->seq), o_.stream));
   }
   if (from_ && (from_->kind == Position::kSeqAt || from_->kind == Position::kSeqAfter) && only_shards_.empty())
     only_shards_.insert(proto::SequenceShard(from_->seq));
@@ -704,6 +716,10 @@ int Tail::Run() {
       }
       break;
     }
+    // Stopped by --limit or a signal: what was printed is checkpointed once it is
+    // flushed (a cursor's next is one past its last printed record).
+    if (s.ok() && !out_.closed() && out_.Flush())
+      for (auto& [i, cur] : cursors_) cur.written = cur.next;
     if (s.ok() || out_.closed()) {
       Status c = Commit(true);
       if (s.ok()) s = c;
@@ -784,6 +800,18 @@ int main(int argc, char** argv) {
       "  stream-tail orders -n +1 > all.txt       # everything, oldest first\n"
       "  stream-tail orders --group billing       # drain this group's share, checkpoint, exit");
   if (int rc = tools::Parse(app, argc, argv, kTool); rc >= 0) return rc;
+  if (app.count("--group")) {
+    if (!proto::ValidName(o.group))
+      return tools::FailMsg(kTool, tools::kExitUsage, fmt::format("invalid group name '{}'", o.group));
+    // A member reads the shards the group gives it, from the group's checkpoints.
+    for (const char* f : {"-n", "--shard"})
+      if (app.count(f))
+        return tools::FailMsg(kTool, tools::kExitUsage, fmt::format("{} does not apply with --group", f));
+    if (app.count("--until") && o.until.rfind("time:", 0) != 0)
+      return tools::FailMsg(kTool, tools::kExitUsage, "--until takes only time:T with --group");
+  } else if (app.count("--member")) {
+    return tools::FailMsg(kTool, tools::kExitUsage, "--member needs --group");
+  }
   if (o.follow_retry) o.follow = true;
   o.conn.autostart = !o.no_autostart;
   if (!proto::ValidName(o.stream))

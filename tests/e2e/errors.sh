@@ -66,6 +66,34 @@ if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
   chmod 700 "$T"
 fi
 
+# Empty values are errors, not "not given"; options that do not apply are refused.
+expect_rc 2 stream-put ok --key '' </dev/null
+expect_rc 2 stream-put ok --key-fixed '' </dev/null
+expect_rc 2 stream-put ok --hash-key '' </dev/null
+expect_rc 2 stream-tail ok --group ''
+expect_err "invalid group name ''"
+expect_rc 2 stream-tail ok --group g -n 3
+expect_err "does not apply with --group"
+expect_rc 2 stream-tail ok --group g --until seq:5
+expect_rc 2 stream-tail ok --member m
+expect_err "needs --group"
+expect_rc 2 stream-tail ok -n -x
+# -n -N is the last N, as tail(1) reads it.
+seq 5 | stream-put ok --key-fixed n
+expect_eq "$(stream-tail ok -n -2 | tr '\n' ' ')" "4 5 " "stream-tail -n -2"
+# A sequence number naming a shard the stream does not have.
+expect_rc 3 stream-tail ok --from seq:900000000000000000000
+expect_err "names no shard of stream 'ok'"
+expect_rc 3 stream-tail ok -n +1 --until seq:184467440737095516160
+# A record size out of range is bad input, like a retention out of range.
+expect_rc 3 stream-ctl create big --max-record-size 11MiB
+
+# A --socket path naming a file that is not a socket: refused, the file kept.
+echo precious >"$T/notes.txt"
+expect_rc 3 stream-serve --socket "$T/notes.txt" --data "$T/data2"
+expect_err "exists and is not a socket"
+expect_eq "$(cat "$T/notes.txt")" precious "file at the --socket path"
+
 # No server and no autostart: a clear error, exit 1.
 STREAMKIT_SOCKET="$T/none.sock" expect_rc 1 stream-ctl list
 expect_err "no stream-serve at"

@@ -80,4 +80,10 @@ expect_eq "$(echo "$out" | tail -1)" "rc=0" "group | head status"
 expect_rc 0 stream-tail jobs --group headgroup
 lines=$(wc -l <"$T/out")
 [ "$lines" -ge 20000 ] || fail "head run checkpointed records it did not write ($lines left)"
+# --limit N with a group: the N records printed are checkpointed, the next run goes on.
+stream-ctl create lim --shards 1
+seq 1 10 | stream-put lim
+expect_eq "$(stream-tail lim --group lg --limit 3 | tr '\n' ' ')" "1 2 3 " "group --limit, first run"
+expect_eq "$(stream-tail lim --group lg --limit 3 | tr '\n' ' ')" "4 5 6 " "group --limit, second run"
+expect_eq "$(stream-tail lim --group lg | tr '\n' ' ')" "7 8 9 10 " "group drain after --limit"
 echo "groups: ok"
