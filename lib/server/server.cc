@@ -733,6 +733,7 @@ bool Server::AnswerFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Sh
     c->Send(ErrorFrame(corr, uint16_t(Type::kFetch), proto::ErrFromStatus(rr.status()), rr.status().message()));
     return true;
   }
+  if (shard.enforce_limits) shard.out_bytes.Charge(double(rr->bytes));
   EncodeFixed64(out.data() + fields, rr->next_offset);
   if (closed && rr->next_offset >= durable) out[fields + 24] = proto::kFetchShardEnd;
   if (stay_at && Stays(*c, offset, rr->next_offset, durable, closed)) {
@@ -764,9 +765,13 @@ void Server::HandleFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Re
   uint8_t flags;
   std::shared_ptr<Shard> shard = s->FindShard(shard_index, &flags);
   if (!shard) return fail(Err::kWrongShard, fmt::format("stream '{}' has no {}", name, proto::ShardIdName(shard_index)));
-  // Provisioned reads: 2 MiB/s per shard, shared by all readers (charged per request).
-  if ((flags & proto::kFlagEnforceLimits) &&
-      !shard->out_bytes.Take(double(std::min<uint32_t>(max_bytes, 1u << 20)), NowMs()))
+  // Provisioned reads: 2 MiB/s per shard, shared by all readers and charged by what
+  // each answer carries (AnswerFetch), as Kinesis does for GetRecords: after a large
+  // answer the shard's next fetches are throttled until the bucket refills.
+  // Answers are kept to 1 MiB there (at least one whole batch) so the rate shows
+  // within a second.
+  if (shard->enforce_limits) max_bytes = std::min<uint32_t>(max_bytes, 1u << 20);
+  if (shard->enforce_limits && !shard->out_bytes.Ready(NowMs()))
     return fail(Err::kThrottled, fmt::format("{} is over its provisioned read throughput (2 MiB/s)",
                                              proto::ShardIdName(shard_index)));
   uint64_t start = shard->log->start_offset();

@@ -181,6 +181,19 @@ bool TokenBucket::Take(double amount, int64_t now_ms) {
   return true;
 }
 
+bool TokenBucket::Ready(int64_t now_ms) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (last_ms_ == 0) last_ms_ = now_ms;
+  tokens_ = std::min(rate_, tokens_ + rate_ * double(now_ms - last_ms_) / 1000.0);
+  last_ms_ = now_ms;
+  return tokens_ > 0;
+}
+
+void TokenBucket::Charge(double amount) {
+  std::lock_guard<std::mutex> g(mu_);
+  tokens_ -= amount;
+}
+
 Store::Store(std::shared_ptr<io::Io> io, StoreOptions opts) : io_(std::move(io)), opts_(std::move(opts)) {}
 Store::~Store() { (void)CloseAll(); }
 
@@ -237,6 +250,7 @@ Result<std::unique_ptr<log::Log>> Store::OpenShardLog(const Stream& s, const Sha
 Result<std::shared_ptr<Shard>> Store::OpenShard(const Stream& s, const ShardMeta& m) {
   auto sh = std::make_shared<Shard>();
   sh->meta = m;
+  sh->enforce_limits = s.meta.flags & proto::kFlagEnforceLimits;
   sh->closed = m.state == proto::kClosed;
   SK_ASSIGN_OR_RETURN(sh->log, OpenShardLog(s, m));
   if (sh->closed) sh->log->Seal();  // a closed shard takes no more appends
@@ -319,6 +333,7 @@ Result<std::shared_ptr<Stream>> Store::Create(const std::string& name, uint32_t 
   for (const ShardMeta& m : s->meta.shards) {
     auto sh = std::make_shared<Shard>();
     sh->meta = m;
+    sh->enforce_limits = s->meta.flags & proto::kFlagEnforceLimits;
     SK_ASSIGN_OR_RETURN(sh->log, OpenShardLog(*s, m));
     s->shards[m.index] = sh;
   }
@@ -876,6 +891,7 @@ Status Store::ReshardLocked(Stream& s, std::vector<ReshardOp>* ops, bool dry_run
     if (s.shards.count(m.index)) continue;
     auto sh = std::make_shared<Shard>();
     sh->meta = m;
+    sh->enforce_limits = s.meta.flags & proto::kFlagEnforceLimits;
     sh->closed = m.state == proto::kClosed;
     auto lg = OpenShardLog(s, m);
     if (!lg.ok()) {

@@ -97,6 +97,11 @@ class TokenBucket {
  public:
   explicit TokenBucket(double per_s) : rate_(per_s), tokens_(per_s) {}
   bool Take(double amount, int64_t now_ms);
+  // For reads, whose size is known only once answered (Kinesis GetRecords): a
+  // request is let through while the bucket is not in debt, and Charge then takes
+  // what it returned, possibly more than the bucket holds (the next requests wait).
+  bool Ready(int64_t now_ms);
+  void Charge(double amount);
 
  private:
   std::mutex mu_;
@@ -116,6 +121,7 @@ struct Shard {
   int64_t hot_since_ms = 0, cold_since_ms = 0;
   RateMeter writes;
   TokenBucket in_bytes{1024 * 1024}, in_records{1000}, out_bytes{2 * 1024 * 1024};
+  bool enforce_limits = false;  // the stream's kFlagEnforceLimits (set when opened)
 };
 
 struct GroupState {

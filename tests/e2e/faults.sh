@@ -38,4 +38,18 @@ while [ "$SECONDS" -lt "$deadline" ]; do
 done
 expect_eq "$stored" 1500 "records stored within 5 s while stdin stays open"
 wait "$QUIET" || fail "put with quiet stdin: $(cat "$T/quiet.err")"
+
+# Reads: 2 MiB/s per shard with one second of burst, charged by what each answer
+# carries (answers of at most 1 MiB; a fetch is let through while the bucket is not
+# in debt, so the last answer is paid after it). Reading 3.85 MiB cannot end before
+# (3.85 - 2 burst - 1 last answer) / 2 MiB/s = 0.43 s (unlimited: ~0.05 s); the
+# reader is throttled, retries, and gets every record.
+stream-ctl create readlim --enforce-limits >/dev/null
+awk 'BEGIN { for (i = 0; i < 40000; i++) printf "%0100d\n", i }' >"$T/rl.txt"
+stream-put readlim --key-fixed k --batch-size 64KiB <"$T/rl.txt"
+sleep 1.2  # the read bucket is full (the put does not touch it)
+t0=$(date +%s%N)
+expect_eq "$(stream-tail readlim -n +1 | md5sum)" "$(md5sum <"$T/rl.txt")" "read of a limited stream"
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -ge 350 ] || fail "4 MB read in $ms ms from a shard limited to 2 MiB/s"
 echo "faults: ok"
