@@ -215,6 +215,8 @@ Result<Position> ParsePosition(const std::string& s, const char* flag) {
   } else if (s.rfind("time:", 0) == 0) {
     SK_ASSIGN_OR_RETURN(p.time_ms, ParseTimeMs(s.substr(5), NowMs()));
     p.kind = Position::kTime;
+  } else if (std::string_view(flag) == "--until") {
+    return Status::InvalidArgument(fmt::format("{} '{}': use time:ISO-8601, time:-15m, seq:S or latest", flag, s));
   } else {
     return Status::InvalidArgument(fmt::format(
         "{} '{}': use trim-horizon, latest, seq:S, after:S, time:ISO-8601 or time:-15m", flag, s));
