@@ -698,9 +698,7 @@ int Tail::Run() {
 
   Status s;
   if (!o_.group.empty()) {
-    group_mode_ = true;
-    if (!proto::ValidName(o_.group))
-      return tools::FailMsg(kTool, tools::kExitUsage, fmt::format("invalid group name '{}'", o_.group));
+    group_mode_ = true;  // the name was checked with the flags (main)
     if (o_.member.empty()) {
       char host[256] = {};
       ::gethostname(host, sizeof host - 1);
