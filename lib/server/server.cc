@@ -671,8 +671,7 @@ void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, 
   std::string_view batch = r.tail();
   auto s = store_->Get(name);
   if (!s) return fail(Err::kStreamNotFound, fmt::format("stream '{}' does not exist", name));
-  uint8_t flags;
-  std::shared_ptr<Shard> shard = s->FindShard(shard_index, &flags);
+  std::shared_ptr<Shard> shard = s->FindShard(shard_index);
   if (!shard) return fail(Err::kWrongShard, fmt::format("{} of stream '{}' is unknown", proto::ShardIdName(shard_index), name));
   // A closed shard's log is sealed too (the log refuses appends under its own lock,
   // so none lands after the close); this is the early answer.
@@ -685,7 +684,7 @@ void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, 
   uint32_t count = batch.size() >= log::kBatchHeaderSize
                        ? DecodeFixed32(reinterpret_cast<const uint8_t*>(batch.data()) + log::kRecordCountPos)
                        : 0;
-  if ((flags & proto::kFlagEnforceLimits) &&
+  if (shard->enforce_limits &&
       (!shard->in_bytes.Take(double(batch.size()), now) || !shard->in_records.Take(count, now)))
     return fail(Err::kThrottled, fmt::format("{} is over its provisioned throughput (1 MiB/s, 1000 records/s)",
                                              proto::ShardIdName(shard_index)));
@@ -762,8 +761,7 @@ void Server::HandleFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Re
   }
   auto s = store_->Get(name);
   if (!s) return fail(Err::kStreamNotFound, fmt::format("stream '{}' does not exist", name));
-  uint8_t flags;
-  std::shared_ptr<Shard> shard = s->FindShard(shard_index, &flags);
+  std::shared_ptr<Shard> shard = s->FindShard(shard_index);
   if (!shard) return fail(Err::kWrongShard, fmt::format("stream '{}' has no {}", name, proto::ShardIdName(shard_index)));
   // Provisioned reads: 2 MiB/s per shard, shared by all readers and charged by what
   // each answer carries (AnswerFetch), as Kinesis does for GetRecords: after a large

@@ -247,11 +247,17 @@ Result<std::unique_ptr<log::Log>> Store::OpenShardLog(const Stream& s, const Sha
   return lg;
 }
 
-Result<std::shared_ptr<Shard>> Store::OpenShard(const Stream& s, const ShardMeta& m) {
+// A shard object for m, a shard of s (the caller opens its log).
+static std::shared_ptr<Shard> NewShard(const Stream& s, const ShardMeta& m) {
   auto sh = std::make_shared<Shard>();
   sh->meta = m;
-  sh->enforce_limits = s.meta.flags & proto::kFlagEnforceLimits;
   sh->closed = m.state == proto::kClosed;
+  sh->enforce_limits = s.meta.flags & proto::kFlagEnforceLimits;
+  return sh;
+}
+
+Result<std::shared_ptr<Shard>> Store::OpenShard(const Stream& s, const ShardMeta& m) {
+  auto sh = NewShard(s, m);
   SK_ASSIGN_OR_RETURN(sh->log, OpenShardLog(s, m));
   if (sh->closed) sh->log->Seal();  // a closed shard takes no more appends
   return sh;
@@ -331,9 +337,7 @@ Result<std::shared_ptr<Stream>> Store::Create(const std::string& name, uint32_t 
   SK_TRY(io_->Rename(tmp, s->dir));
   SK_TRY(io_->SyncDir(StreamsDir()));
   for (const ShardMeta& m : s->meta.shards) {
-    auto sh = std::make_shared<Shard>();
-    sh->meta = m;
-    sh->enforce_limits = s->meta.flags & proto::kFlagEnforceLimits;
+    auto sh = NewShard(*s, m);
     SK_ASSIGN_OR_RETURN(sh->log, OpenShardLog(*s, m));
     s->shards[m.index] = sh;
   }
@@ -889,10 +893,7 @@ Status Store::ReshardLocked(Stream& s, std::vector<ReshardOp>* ops, bool dry_run
   };
   for (const ShardMeta& m : next.shards) {
     if (s.shards.count(m.index)) continue;
-    auto sh = std::make_shared<Shard>();
-    sh->meta = m;
-    sh->enforce_limits = s.meta.flags & proto::kFlagEnforceLimits;
-    sh->closed = m.state == proto::kClosed;
+    auto sh = NewShard(s, m);
     auto lg = OpenShardLog(s, m);
     if (!lg.ok()) {
       undo();

@@ -144,10 +144,9 @@ struct Stream {
   std::map<std::string, std::unique_ptr<GroupState>> groups;
   bool deleted = false;
 
-  // The shard with that index (nullptr if none) and, optionally, the stream's flags.
-  std::shared_ptr<Shard> FindShard(uint32_t index, uint8_t* flags = nullptr) {
+  // The shard with that index (nullptr if none).
+  std::shared_ptr<Shard> FindShard(uint32_t index) {
     std::lock_guard<std::mutex> g(mu);
-    if (flags) *flags = meta.flags;
     auto it = shards.find(index);
     return it == shards.end() ? nullptr : it->second;
   }
