@@ -99,6 +99,7 @@ class Producer {
   Status Seal(uint32_t shard);
   Status SendReady();
   int RetryWaitMs() const;
+  bool AcksDue(Clock::time_point now) const;
   Status HandleResponse(client::Response& r);
   Status Drain(bool all);
   Status Reroute(std::shared_ptr<Batch> b);
@@ -389,6 +390,16 @@ void Producer::PrintReady() {
   }
 }
 
+// Whether acknowledgements should be read now rather than left in the socket: for
+// --print-seq, once half the window (--max-in-flight) is out, or once the oldest
+// send is kLazyAckMs old. A producer fed a line at a time then reads them a few at a
+// time in one system call, not one per line.
+bool Producer::AcksDue(Clock::time_point now) const {
+  if (OnWire() == 0) return false;
+  if (o_.print_seq || OnWire() >= (o_.max_in_flight + 1) / 2) return true;
+  return now - inflight_.begin()->second->sent_at >= std::chrono::milliseconds(kLazyAckMs);
+}
+
 Status Producer::Drain(bool all) {
   // Receives what has arrived; with `all`, until nothing is outstanding.
   for (;;) {
@@ -403,6 +414,9 @@ Status Producer::Drain(bool all) {
       std::this_thread::sleep_for(std::chrono::milliseconds(due >= 0 ? due : 5));
       continue;
     }
+    // Reading acknowledgements costs a system call on the producer's path, so a
+    // look that is not needed yet is skipped (frames already read are handled).
+    if (!all && !c_.HasBufferedResponse() && !AcksDue(Clock::now())) break;
     auto r = c_.Receive(all ? 50 : 0);
     if (!r.ok()) {
       if (!r.status().is(Status::Code::kBusy)) return r.status();
