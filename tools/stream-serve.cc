@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <thread>
 
@@ -47,7 +48,7 @@ int main(int argc, char** argv) {
   }
   tools::IgnoreSigpipe();
   // Many shards mean many open segment files.
-  rlimit rl;
+  rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
@@ -64,7 +65,13 @@ int main(int argc, char** argv) {
   // A failure to start: 3 for an invalid setting (a socket path too long or naming a
   // file that is not a socket), 4 for a file the data dir needs that is missing, else 1
   // (2 is kept for usage errors).
-  if (Status s = srv.Start(); !s.ok()) return tools::Fail(tool, s);
+  if (Status s = srv.Start(); !s.ok()) {
+    if (s.err() == EMFILE || s.err() == ENFILE)  // more shards than open files allowed
+      return tools::FailMsg(tool, tools::kExitFailure,
+                            fmt::format("{} (the open-file limit is {}: raise it with ulimit -n or LimitNOFILE=)",
+                                        s.message(), uint64_t(rl.rlim_cur)));
+    return tools::Fail(tool, s);
+  }
   std::atomic<bool> signalled{false};
   std::thread waiter([&srv, &signalled, set] {
     int sig;

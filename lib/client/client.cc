@@ -97,6 +97,7 @@ Status ResponseStatus(const Response& r) {
     case Err::kOutOfOrderSequence: return Status::OutOfOrder(r.message);
     case Err::kFenced:
     case Err::kNotAssigned: return Status::Fenced(r.message);
+    case Err::kStorage: return Status::IoError(fmt::format("{}: {}", proto::ErrName(r.err), r.message));
     default: return Status::FromErrno(EIO, fmt::format("{}: {}", proto::ErrName(r.err), r.message));
   }
 }

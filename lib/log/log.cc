@@ -434,6 +434,10 @@ Status Log::Close() {
   {
     std::lock_guard<std::mutex> g(mu_);
     if (closed_) return Status::OK();
+    if (!active_) {  // Open failed before a segment was loaded: nothing to close
+      closed_ = true;
+      return Status::OK();
+    }
     spare = active_->ReleaseSpare();  // before the last sync, which then covers it
   }
   Status s = Sync();  // sealed segments, directory, active segment

@@ -453,7 +453,9 @@ void Server::Handle(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_
       if (!(r.str(&name) && r.u32(&shards) && r.i64(&ret) && r.u8(&flags) && r.u32(&max_rec))) return bad();
       auto s = store_->Create(name, shards, ret, flags, max_rec);
       if (!s.ok())
-        return fail(s.status().is(Status::Code::kBusy) ? Err::kStreamExists : Err::kInvalidRequest,
+        return fail(s.status().is(Status::Code::kBusy)      ? Err::kStreamExists
+                    : s.status().is(Status::Code::kIoError) ? Err::kStorage
+                                                            : Err::kInvalidRequest,
                     s.status().message());
       if (opts_.verbose) Log(fmt::format("created stream {} with {} shards", name, shards));
       return reply(Err::kNone, "", [&](Writer& w) { store_->Describe(**s).Encode(w); });

@@ -1,8 +1,11 @@
 #include "server/store.h"
 
 #include <simdjson.h>
+#include <sys/resource.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <filesystem>
 #include <set>
 
 #include "common/config.h"
@@ -226,6 +229,32 @@ Status Store::CloseAll() {
   return first;
 }
 
+namespace {
+// Open files a shard holds: its active segment's log, offset index and time index
+// (each sealed segment one or more; FORMAT.md), and what is kept free for
+// connections, rolls and snapshots.
+constexpr uint64_t kFilesPerShard = 3;
+constexpr uint64_t kFileReserve = 256;
+
+uint64_t OpenFileCount() {
+  std::error_code ec;
+  uint64_t n = 0;
+  for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec)) n++;
+  return ec ? 0 : n;
+}
+}  // namespace
+
+Status Store::CheckFileRoom(uint64_t shards) const {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return Status::OK();
+  uint64_t open = OpenFileCount(), need = shards * kFilesPerShard;
+  if (open + need + kFileReserve <= uint64_t(rl.rlim_cur)) return Status::OK();
+  return Status::IoError(fmt::format("{} new shard(s) need about {} open files and stream-serve has {} of its "
+                                     "{} in use (ulimit -n): raise its open-file limit or use fewer shards",
+                                     shards, need, open, uint64_t(rl.rlim_cur)),
+                         EMFILE);
+}
+
 Result<std::unique_ptr<log::Log>> Store::OpenShardLog(const Stream& s, const ShardMeta& m) {
   log::LogOptions o;
   o.durability = opts_.durability;
@@ -310,6 +339,7 @@ Result<std::shared_ptr<Stream>> Store::Create(const std::string& name, uint32_t 
     return Status::InvalidArgument("max record size is at most 10 MiB");
   std::lock_guard<std::mutex> g(mu_);
   if (streams_.count(name)) return Status::Busy(fmt::format("stream '{}' already exists", name));
+  SK_TRY(CheckFileRoom(shards));
   auto s = std::make_shared<Stream>();
   s->dir = StreamsDir() + "/" + name;
   s->meta.name = name;
@@ -338,7 +368,19 @@ Result<std::shared_ptr<Stream>> Store::Create(const std::string& name, uint32_t 
   SK_TRY(io_->SyncDir(StreamsDir()));
   for (const ShardMeta& m : s->meta.shards) {
     auto sh = NewShard(*s, m);
-    SK_ASSIGN_OR_RETURN(sh->log, OpenShardLog(*s, m));
+    auto lg = OpenShardLog(*s, m);
+    if (!lg.ok()) {
+      // No half-made stream stays behind (the next start would have to open it).
+      for (auto& [i, open] : s->shards) (void)open->log->Close();
+      s->shards.clear();
+      std::string grave = fmt::format("{}/{}{}-{}", StreamsDir(), kDeletedPrefix, name, NowMs());
+      if (io_->Rename(s->dir, grave).ok()) {
+        (void)io_->SyncDir(StreamsDir());
+        (void)io_->RemoveDirRecursive(grave);
+      }
+      return lg.status();
+    }
+    sh->log = std::move(*lg);
     s->shards[m.index] = sh;
   }
   streams_[name] = s;
@@ -376,6 +418,7 @@ Result<std::shared_ptr<Stream>> Store::CreateMirror(StreamMeta meta) {
     return Status::InvalidArgument("open shards do not cover the hash key space");
   std::lock_guard<std::mutex> g(mu_);
   if (streams_.count(name)) return Status::Busy(fmt::format("stream '{}' already exists", name));
+  SK_TRY(CheckFileRoom(meta.shards.size()));
   auto s = std::make_shared<Stream>();
   s->dir = StreamsDir() + "/" + name;
   meta.created_ms = NowMs();
@@ -854,6 +897,9 @@ Status Store::ReshardLocked(Stream& s, std::vector<ReshardOp>* ops, bool dry_run
     texts.push_back(std::move(t));
   }
   if (dry_run) return Status::OK();
+  uint64_t added = 0;
+  for (const ShardMeta& m : next.shards) added += !s.shards.count(m.index);
+  SK_TRY(CheckFileRoom(added));
   for (const std::string& t : texts) {
     next.events.push_back({now, why.empty() ? t : fmt::format("{} ({})", t, why)});
   }
