@@ -6,8 +6,10 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <random>
@@ -123,6 +125,10 @@ class Producer {
   // Summary for -v.
   uint64_t records_ = 0, bytes_ = 0, batches_ = 0, retries_ = 0, throttles_ = 0, refreshes_ = 0;
   uint64_t bad_ = 0;
+  int stdout_errno_ = 0;  // the first failed write of --print-seq output
+  void NoteStdoutError() {
+    if (!stdout_errno_) stdout_errno_ = errno ? errno : EIO;
+  }
 };
 
 Result<std::vector<ShardRoute>> Producer::FetchShardMap() {
@@ -383,8 +389,9 @@ void Producer::PrintReady() {
   }
   while (!results_.empty() && results_.front().done) {
     const Pending& p = results_.front();
-    std::printf("%s\t%s\n", proto::ShardIdName(p.shard).c_str(),
-                U128ToString(proto::SequenceNumber(p.shard, p.offset)).c_str());
+    if (std::printf("%s\t%s\n", proto::ShardIdName(p.shard).c_str(),
+                    U128ToString(proto::SequenceNumber(p.shard, p.offset)).c_str()) < 0)
+      NoteStdoutError();
     results_.pop_front();
     first_id_++;
   }
@@ -488,7 +495,7 @@ int Producer::Run() {
       // is quiet (`tail -f app.log | stream-put`).
       if (int r = RetryWaitMs(); r >= 0) wait = wait < 0 ? r : std::min(wait, r);
       // Sequence numbers printed so far go out before we wait (like tail -f's lines).
-      if (wait != 0 && o_.print_seq) std::fflush(stdout);
+      if (wait != 0 && o_.print_seq && std::fflush(stdout) != 0) NoteStdoutError();
       // Acknowledgements wake us only when they are needed now: for --print-seq, to
       // send more (--max-in-flight), or once the oldest is kLazyAckMs old; else they
       // are read when input wakes us anyway (Drain below).
@@ -612,7 +619,13 @@ int Producer::Run() {
   }
   s = Drain(true);
   if (!s.ok()) return tools::Fail(kTool, s);
-  std::fflush(stdout);
+  if (std::fflush(stdout) != 0) NoteStdoutError();
+  // A reader that went away (EPIPE, `| head`) is not an error; a full disk is: the
+  // records are stored, but the sequence numbers asked for were lost.
+  if (stdout_errno_ && stdout_errno_ != EPIPE) {
+    std::fprintf(stderr, "%s: writing sequence numbers to stdout: %s\n", kTool, std::strerror(stdout_errno_));
+    exit_code = tools::kExitFailure;
+  }
   if (o_.verbose)
     std::fprintf(stderr, "%s: %llu records, %llu bytes, %llu batches, %llu retries, %llu throttled, %llu map refreshes%s\n",
                  kTool, (unsigned long long)records_, (unsigned long long)bytes_, (unsigned long long)batches_,

@@ -9,8 +9,10 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <set>
 #include <thread>
@@ -29,13 +31,14 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 const char* kTool = "stream-tail";
-// SIGINT/SIGTERM write here; the fetch loop sees it, checkpoints and leaves the group.
+// SIGINT/SIGTERM set the flag and write the pipe (which wakes a poll); the fetch loop
+// sees it, checkpoints and leaves the group. The handler has no SA_RESTART, so a
+// write to a slow reader returns early too (Out::Flush).
 int g_signal_pipe[2] = {-1, -1};
-bool SignalPending() {
-  pollfd p{g_signal_pipe[0], POLLIN, 0};
-  return g_signal_pipe[0] >= 0 && ::poll(&p, 1, 0) > 0;
-}
+volatile sig_atomic_t g_signalled = 0;
+bool SignalPending() { return g_signalled != 0; }
 void OnSignal(int) {
+  g_signalled = 1;
   char c = 1;
   ssize_t n = ::write(g_signal_pipe[1], &c, 1);
   (void)n;
@@ -68,27 +71,36 @@ class Out {
   }
   void Push(char c) { buf_.push_back(c); }
   std::string& buf() { return buf_; }
-  // False once stdout is closed (EPIPE): the reader went away.
+  // False once nothing more is to be written: the reader went away (EPIPE), a
+  // write failed (error(): ENOSPC, EIO...), or a signal came while a slow reader
+  // kept a write blocked (what was not written is not checkpointed).
   bool Flush() {
     size_t at = 0;
     while (at < buf_.size() && !closed_) {
       ssize_t n = ::write(1, buf_.data() + at, buf_.size() - at);
-      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EINTR) {
+        if (SignalPending()) closed_ = true;
+        continue;
+      }
       if (n < 0) {
         closed_ = true;
+        if (errno != EPIPE) error_ = errno;
         break;
       }
       at += size_t(n);
+      if (at < buf_.size() && SignalPending()) closed_ = true;  // interrupted part-way
     }
     buf_.clear();
     return !closed_;
   }
   bool closed() const { return closed_; }
+  int error() const { return error_; }
   void MarkClosed() { closed_ = true; }
 
  private:
   std::string buf_;
   bool closed_ = false;
+  int error_ = 0;
 };
 
 std::string Base64(std::string_view s) {
@@ -230,6 +242,7 @@ struct ShardCursor {
   uint64_t stop = UINT64_MAX;  // read up to here (exclusive) then stop
   bool started = false;
   bool finished = false;    // read to its end (closed shard) or to `stop`
+  bool past_until = false;  // --until time:T: every record of it up to T is read
   bool in_flight = false;
   uint64_t written = 0;     // next offset after the last record flushed to stdout
   uint64_t committed = UINT64_MAX;
@@ -251,7 +264,7 @@ class Tail {
   Status RefreshShards();
   bool ParentsDone(const proto::ShardInfo& s) const;
   bool Reconnect();
-  bool Done() const { return (o_.limit > 0 && printed_ >= o_.limit) || out_.closed(); }
+  bool Done() const { return (o_.limit > 0 && printed_ >= o_.limit) || out_.closed() || SignalPending(); }
 
   Options o_;
   std::unique_ptr<client::Client> c_;
@@ -416,6 +429,7 @@ Status Tail::HandleFetch(client::Response& r, uint32_t shard, uint64_t* stays_at
     if (rec.offset >= cur.stop) break;
     if (until_ && until_->kind == Position::kTime && rec.arrival_ms > until_->time_ms) {
       cur.stop = rec.offset;
+      cur.past_until = true;
       break;
     }
     fmt_.Write(out_, o_.stream, shard, rec);
@@ -424,6 +438,14 @@ Status Tail::HandleFetch(client::Response& r, uint32_t shard, uint64_t* stays_at
   }
   SK_TRY(rc.status());
   if (!Done() && next > cur.next && cur.next < cur.stop) cur.next = std::min(next, cur.stop);
+  // Following to --until time:T: a shard read to its end more than a second after T
+  // is done too, though no later record came (what comes now arrives after T; the
+  // second covers appends stamped before T and not yet readable).
+  if (until_ && until_->kind == Position::kTime && !Done() && cur.next >= end &&
+      NowMs() > until_->time_ms + 1000) {
+    cur.stop = std::min(cur.stop, cur.next);
+    cur.past_until = true;
+  }
   if (cur.next >= cur.stop) cur.finished = true;
   if (flags & proto::kFetchMore) *stays_at = next;
   if ((flags & proto::kFetchShardEnd) && cur.next >= end) {
@@ -579,6 +601,15 @@ Status Tail::FetchLoop(bool follow) {
         continue;
       }
       if (!any_open && !group_mode_ && (until_ || o_.limit > 0)) return Status::OK();  // --until reached everywhere
+      // A group member following to --until time:T stops once each of its shards is
+      // past T (the caller checkpoints and leaves; shards that only ended, closed
+      // by a reshard, hand over to their children instead).
+      if (!any_open && group_mode_ && until_ && !cursors_.empty() &&
+          std::all_of(cursors_.begin(), cursors_.end(), [](const auto& kv) { return kv.second.past_until; })) {
+        if (out_.Flush())
+          for (auto& [i, cur] : cursors_) cur.written = cur.next;
+        return Status::OK();
+      }
       if (!out_.Flush() || SignalPending()) return Status::OK();
       // Following with nothing to read (more members than shards, every shard closed,
       // or children waiting for parents): wait for the next heartbeat or refresh.
@@ -766,6 +797,8 @@ int Tail::Run() {
     }
   }
   out_.Flush();
+  if (out_.error())
+    return tools::FailMsg(kTool, tools::kExitFailure, fmt::format("writing stdout: {}", std::strerror(out_.error())));
   if (!s.ok() && !out_.closed()) return tools::Fail(kTool, s);
   return 0;
 }

@@ -103,6 +103,20 @@ expect_rc 0 stream-ctl delete 'a-Z_0.9'
 expect_rc 4 stream-ctl describe 'a-Z_0.9'
 seq 3 | stream-put ok --key-fixed z
 expect_eq "$(stream-tail ok -n 3 | tr '\n' ' ')" "1 2 3 " "server still serving"
+# A failed write of stdout (a full disk) is an error, exit 1; a closed pipe is not.
+if [ -w /dev/full ]; then
+  expect_rc 1 bash -c 'stream-tail ok -n +1 >/dev/full'
+  expect_err "writing stdout: No space left on device"
+  expect_rc 1 bash -c 'stream-tail ok --group fullg >/dev/full'
+  expect_rc 0 stream-tail ok --group fullg
+  [ -s "$T/out" ] || fail "a group checkpointed records it could not write"
+  expect_rc 1 bash -c 'echo x | stream-put ok --print-seq >/dev/full'
+  expect_err "writing sequence numbers to stdout"
+  expect_rc 0 bash -c 'set -o pipefail; seq 3 | stream-put ok --print-seq | head -1'
+  expect_rc 0 bash -c 'set -o pipefail; stream-tail ok -n +1 | head -1'
+
+fi
+
 # More shards than the server's open files allow: refused before anything is written
 # (it used to crash the server half-way, and every later start with it), exit 1.
 ( ulimit -n 400; exec stream-serve --socket "$T/fd.sock" --data "$T/fd-data" ) >>"$T/fd.log" 2>&1 &

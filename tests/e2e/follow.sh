@@ -93,4 +93,28 @@ if [ "$(uname -s)" = Linux ] && chrt -b 0 true 2>/dev/null; then
 else
   echo "follow: SCHED_BATCH cannot be set here; policy checks skipped"
 fi
+# -f --until time:T stops once every shard is read past T, even with no later record
+# (it used to follow forever); in a group too, with the checkpoint at the end.
+ALL=$(stream-tail live -n +1 | wc -l)
+sleep 1.2
+expect_rc 0 timeout 10 stream-tail live -f --from trim-horizon --until time:-1s
+expect_eq "$(wc -l <"$T/out")" "$ALL" "-f --until time:-1s"
+expect_rc 0 timeout 10 stream-tail live -f --group untilg --until time:-1s
+expect_eq "$(wc -l <"$T/out")" "$ALL" "-f --group --until time:-1s"
+expect_rc 0 timeout 10 stream-tail live --group untilg
+expect_eq "$(wc -l <"$T/out")" "0" "the group's checkpoint after -f --until"
+
+# SIGTERM while a slow reader keeps stdout full: stream-tail stops at once, exit 0
+# (it used to write its whole backlog first), and checkpoints only what it wrote.
+seq 100000 | stream-put backlog --create-shards 1
+( stream-tail backlog -f --group slowg & echo $! >"$T/tp"; wait $!; echo $? >"$T/trc" ) | { sleep 3; wc -l >"$T/got"; } &
+SLOW=$!
+sleep 1
+kill -TERM "$(cat "$T/tp")"
+for _ in $(seq 20); do kill -0 "$(cat "$T/tp")" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$(cat "$T/tp")" 2>/dev/null && fail "stream-tail still writing 2 s after SIGTERM"
+wait "$SLOW"
+expect_eq "$(cat "$T/trc")" 0 "stream-tail's exit status after SIGTERM"
+expect_rc 0 stream-tail backlog --group slowg
+[ $(( $(cat "$T/got") + $(wc -l <"$T/out") )) -ge 100000 ] || fail "records lost between a SIGTERM'd member and the next"
 echo "follow: ok"
