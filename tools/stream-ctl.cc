@@ -112,6 +112,7 @@ void PrintStream(const proto::StreamInfo& si) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tools::EnsureStdFds();
   tools::UseBatchScheduling(kTool);
   CLI::App app{"stream-ctl: create, delete, list and describe streams; retention; consumer groups."};
   app.require_subcommand(1);

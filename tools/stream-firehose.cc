@@ -1106,6 +1106,7 @@ int Firehose::Run() {
 int main(int argc, char** argv) {
   // Buffers of many MiB come and go for every delivery.
   tools::KeepFreedMemory();
+  tools::EnsureStdFds();
   tools::UseBatchScheduling(kTool);
   CLI::App app{"stream-firehose: deliver a stream into files, buffered, with transform, partitioning, compression "
                "and Parquet (Amazon Data Firehose)."};

@@ -507,6 +507,7 @@ int Tool::Run() {
 
 int main(int argc, char** argv) {
   tools::KeepFreedMemory();  // batches and answers of MiBs come and go
+  tools::EnsureStdFds();
   tools::UseBatchScheduling(kTool);
   CLI::App app{"stream-mirror: keep streams of one stream-serve in step on another, exactly once (MirrorMaker 2)."};
   Options o;

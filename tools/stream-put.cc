@@ -638,6 +638,7 @@ int Producer::Run() {
 
 int main(int argc, char** argv) {
   tools::KeepFreedMemory();  // batches and answers of MiBs come and go
+  tools::EnsureStdFds();
   tools::UseBatchScheduling(kTool);
   CLI::App app{"stream-put: write stdin to a stream, one record per line (or NUL-separated unit, NDJSON line, or all of stdin)."};
   Options o;

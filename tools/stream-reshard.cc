@@ -198,6 +198,7 @@ int Apply(client::Client& c, const std::string& name, bool dry_run, uint8_t mode
 }  // namespace
 
 int main(int argc, char** argv) {
+  tools::EnsureStdFds();
   tools::UseBatchScheduling(kTool);
   CLI::App app{"stream-reshard: split and merge shards, scale a stream, turn on-demand scaling on or off, "
                "and show the shard tree."};

@@ -16,6 +16,7 @@ using namespace streamkit;
 int main(int argc, char** argv) {
   const char* tool = "stream-serve";
   tools::KeepFreedMemory();  // batches and answers of MiBs come and go
+  tools::EnsureStdFds();
   tools::UseBatchScheduling(tool);
   CLI::App app{"stream-serve: the streamkit server. Owns one data dir and serves its streams on a Unix socket."};
   server::ServerOptions opts;

@@ -807,6 +807,7 @@ int Tail::Run() {
 
 int main(int argc, char** argv) {
   tools::KeepFreedMemory();  // batches and answers of MiBs come and go
+  tools::EnsureStdFds();
   tools::UseBatchScheduling(kTool);
   CLI::App app{"stream-tail: print a stream's records, one per line, like tail(1)."};
   Options o;

@@ -1,9 +1,12 @@
 #include "tool_common.h"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -78,6 +81,15 @@ void KeepFreedMemory() {
 
 namespace {
 bool g_sched_changed = false;
+}
+
+void EnsureStdFds() {
+  for (int fd = 0; fd <= 2; fd++) {
+    if (::fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+    // open returns the lowest free number: this one (the lower ones are open by now).
+    int n = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+    if (n >= 0 && n != fd) ::close(n);
+  }
 }
 
 void UseBatchScheduling(const char* tool) {

@@ -53,6 +53,10 @@ void KeepFreedMemory();
 // sending it to an idle CPU, which on virtual machines costs 30-100 us more
 // (README, "Follow latency"). Call at the top of main, before any thread starts.
 void UseBatchScheduling(const char* tool);
+// Opens /dev/null on whichever of descriptors 0, 1 and 2 is closed (`stream-put <&-`),
+// so a socket or file the tool opens later never takes stdin's or stdout's number and
+// is read or written as data. Call first thing in main.
+void EnsureStdFds();
 // In a forked child, before exec: the policy the tool was started with (commands a
 // tool runs for the user do not inherit SCHED_BATCH).
 void RestoreSchedulingInChild();

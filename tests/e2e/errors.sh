@@ -117,6 +117,11 @@ if [ -w /dev/full ]; then
 
 fi
 
+# A closed stdin is empty input (the server connection once took descriptor 0 and
+# stream-put read its own socket, forever).
+expect_rc 0 timeout 10 bash -c 'stream-put ok --key-fixed k <&-'
+expect_rc 0 timeout 10 bash -c 'stream-tail ok -n 1 >&- 2>&-'
+
 # More shards than the server's open files allow: refused before anything is written
 # (it used to crash the server half-way, and every later start with it), exit 1.
 ( ulimit -n 400; exec stream-serve --socket "$T/fd.sock" --data "$T/fd-data" ) >>"$T/fd.log" 2>&1 &
