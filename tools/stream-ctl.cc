@@ -174,8 +174,9 @@ int main(int argc, char** argv) {
   if (create->parsed()) {
     auto m = ParseSize(max_record);
     if (!m.ok()) return tools::FailMsg(kTool, tools::kExitUsage, m.status().message());
-    if (*m < 1024 || *m > (10u << 20))
-      return tools::FailMsg(kTool, tools::kExitBadInput, "--max-record-size must be 1KiB to 10MiB");
+    // 0 asks for the default (1MiB), as the man page says.
+    if (*m != 0 && (*m < 1024 || *m > (10u << 20)))
+      return tools::FailMsg(kTool, tools::kExitBadInput, "--max-record-size must be 1KiB to 10MiB (0: the default, 1MiB)");
     max_record_bytes = *m;
   }
   if (!list->parsed() && !proto::ValidName(name))

@@ -60,6 +60,7 @@ struct Pending {
   uint32_t shard = 0;
   uint64_t offset = 0;
   bool done = false;
+  bool skipped = false;  // --on-error skip: printed as "-<TAB>-"
 };
 
 struct Batch {
@@ -389,9 +390,10 @@ void Producer::PrintReady() {
   }
   while (!results_.empty() && results_.front().done) {
     const Pending& p = results_.front();
-    if (std::printf("%s\t%s\n", proto::ShardIdName(p.shard).c_str(),
-                    U128ToString(proto::SequenceNumber(p.shard, p.offset)).c_str()) < 0)
-      NoteStdoutError();
+    int n = p.skipped ? std::printf("-\t-\n")
+                      : std::printf("%s\t%s\n", proto::ShardIdName(p.shard).c_str(),
+                                    U128ToString(proto::SequenceNumber(p.shard, p.offset)).c_str());
+    if (n < 0) NoteStdoutError();
     results_.pop_front();
     first_id_++;
   }
@@ -527,6 +529,11 @@ int Producer::Run() {
       bad_++;
       std::fprintf(stderr, "%s: line %llu: %s\n", kTool, (unsigned long long)line, why.c_str());
       exit_code = tools::kExitBadInput;
+      // --print-seq keeps one line per input record: a skipped one gets "-<TAB>-".
+      if (o_.on_error == "skip" && o_.print_seq) {
+        next_id_++;
+        results_.push_back(Pending{0, 0, true, true});
+      }
     };
     if (in.oversize()) {
       // --raw stops reading one byte past the limit (stdin may be endless).

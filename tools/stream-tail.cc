@@ -819,7 +819,15 @@ int main(int argc, char** argv) {
   app.add_option("--from", o.from, "Start at trim-horizon | latest | seq:S | after:S | time:ISO-8601 | time:-15m");
   app.add_option("--until", o.until, "Stop at time:T, seq:S (inclusive) or latest");
   app.add_option("--shard", o.shards, "Read only this shard (repeatable), e.g. shardId-000000000001");
-  app.add_option("--limit", o.limit, "Stop after N records");
+  app.add_option("--limit", o.limit, "Stop after N records")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            bool digits = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
+            return digits && v.find_first_not_of('0') != std::string::npos
+                       ? std::string()
+                       : fmt::format("'{}' is not a number of records (1 or more)", v);
+          },
+          "N"));
   app.add_option("--format", o.format, "raw (data only; default), json, or a template like '{shard} {seq} {key} {data}'");
   app.add_option("--group", o.group, "Consume as a member of this consumer group (shared shards, checkpoints)");
   app.add_option("--member", o.member, "Member id within the group (default HOST-PID)");

@@ -44,6 +44,15 @@ expect_eq "$(stream-tail ok -n +1 | tr '\n' ' ')" "first first third " "skip"
 expect_rc 3 stream-put ok --raw <"$T/big"
 expect_err "line 1: record of more than 1048576 bytes exceeds the limit"
 
+# --print-seq keeps one line per input line when --on-error skip drops one.
+printf '{"a":1}\nbad\n{"a":2}\n' | { expect_rc 3 stream-put ok --ndjson --key-fixed k --on-error skip --print-seq; }
+expect_eq "$(cut -c1-8 "$T/out" | tr '\n' ' ')" "shardId- -	- shardId- " "--print-seq with a skipped line"
+# --limit takes a count of 1 or more; --max-record-size 0 is the default.
+expect_rc 2 stream-tail ok --limit -1
+expect_rc 2 stream-tail ok --limit 0
+expect_rc 0 stream-ctl create mr0 --max-record-size 0
+expect_rc 0 stream-ctl delete mr0
+
 # Invalid JSON with --ndjson names its line number.
 printf '{"a":1}\n{"a":\n{"a":3}\n' | { expect_rc 3 stream-put ok --ndjson; }
 expect_err "line 2: invalid JSON"
