@@ -33,16 +33,18 @@ bool Increasing(const TimeEntry& a, const TimeEntry& b) {
 
 template <class E>
 Status SparseIndex<E>::Open(io::Io& io, const std::string& path) {
-  SK_ASSIGN_OR_RETURN(file_, io.Open(path, io::OpenMode::kCreate));
+  io_ = &io;
+  path_ = path;
+  SK_ASSIGN_OR_RETURN(auto file, io.Open(path, io::OpenMode::kCreate));
   entries_.clear();
   in_file_ = 0;
   shrink_ = false;
-  SK_ASSIGN_OR_RETURN(uint64_t size, file_->Size());
+  SK_ASSIGN_OR_RETURN(uint64_t size, file->Size());
   if (size % E::kSize != 0)
     return Status::Corruption(fmt::format("{}: {} bytes is not a whole number of {}-byte entries",
                                           path, size, E::kSize));
   Bytes buf(size);
-  SK_ASSIGN_OR_RETURN(size_t got, file_->ReadAt(buf.data(), buf.size(), 0));
+  SK_ASSIGN_OR_RETURN(size_t got, file->ReadAt(buf.data(), buf.size(), 0));
   if (got != size) return Status::Corruption(fmt::format("{}: short read", path));
   entries_.resize(size / E::kSize);
   for (size_t i = 0; i < entries_.size(); i++) {
@@ -59,7 +61,8 @@ Status SparseIndex<E>::Reset() {
   entries_.clear();
   in_file_ = 0;
   shrink_ = false;
-  return file_->Truncate(0);
+  SK_ASSIGN_OR_RETURN(auto file, io_->Open(path_, io::OpenMode::kCreate));
+  return file->Truncate(0);
 }
 
 template <class E>
@@ -74,15 +77,17 @@ void SparseIndex<E>::KeepFirst(size_t n) {
 
 template <class E>
 Status SparseIndex<E>::Flush() {
+  if (!shrink_ && in_file_ == entries_.size()) return Status::OK();
+  SK_ASSIGN_OR_RETURN(auto file, io_->Open(path_, io::OpenMode::kCreate));
   if (shrink_) {
-    SK_TRY(file_->Truncate(in_file_ * E::kSize));
+    SK_TRY(file->Truncate(in_file_ * E::kSize));
     shrink_ = false;
   }
   if (in_file_ == entries_.size()) return Status::OK();
   size_t n = entries_.size() - in_file_;
   Bytes buf(n * E::kSize);
   for (size_t i = 0; i < n; i++) Encode(buf.data() + i * E::kSize, entries_[in_file_ + i]);
-  SK_TRY(file_->WriteAt(buf.data(), buf.size(), in_file_ * E::kSize));
+  SK_TRY(file->WriteAt(buf.data(), buf.size(), in_file_ * E::kSize));
   in_file_ = entries_.size();
   return Status::OK();
 }
@@ -90,7 +95,8 @@ Status SparseIndex<E>::Flush() {
 template <class E>
 Status SparseIndex<E>::Sync() {
   SK_TRY(Flush());
-  return file_->DataSync();
+  SK_ASSIGN_OR_RETURN(auto file, io_->Open(path_, io::OpenMode::kCreate));
+  return file->DataSync();
 }
 
 template class SparseIndex<OffsetEntry>;

@@ -6,12 +6,15 @@
 //               `timestamp` (a running maximum), so a lookup never skips a record.
 // One entry is added per index_interval bytes of log. Entries live in memory and are
 // written out in bulk (Flush); an index lost or torn in a crash is rebuilt from the
-// log, so index files are hints checked on load, never trusted blindly.
+// log, so index files are hints checked on load, never trusted blindly. The file is
+// opened only to load, write or sync it: a shard holds one open file per segment
+// (its log), not three, so 10,000 shards fit under a 20,000 open-file limit.
 //
 // Thread safety: none; the owning Segment serialises access.
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "io/io.h"
@@ -44,10 +47,11 @@ class SparseIndex {
   Status Sync();
   const std::vector<E>& entries() const { return entries_; }
   bool empty() const { return entries_.empty(); }
-  const std::string& path() const { return file_->path(); }
+  const std::string& path() const { return path_; }
 
  private:
-  std::unique_ptr<io::File> file_;
+  io::Io* io_ = nullptr;
+  std::string path_;
   std::vector<E> entries_;
   size_t in_file_ = 0;      // entries [0, in_file_) are in the file
   bool shrink_ = false;     // the file holds more entries than in_file_

@@ -230,10 +230,10 @@ Status Store::CloseAll() {
 }
 
 namespace {
-// Open files a shard holds: its active segment's log, offset index and time index
-// (each sealed segment one or more; FORMAT.md), and what is kept free for
+// Open files a shard holds: one per segment, a new shard's one (index files are
+// opened only to be read or written: segment_index.h), and what is kept free for
 // connections, rolls and snapshots.
-constexpr uint64_t kFilesPerShard = 3;
+constexpr uint64_t kFilesPerShard = 1;
 constexpr uint64_t kFileReserve = 256;
 
 uint64_t OpenFileCount() {

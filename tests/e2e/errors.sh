@@ -136,13 +136,13 @@ expect_rc 0 timeout 10 bash -c 'stream-tail ok -n 1 >&- 2>&-'
 ( ulimit -n 400; exec stream-serve --socket "$T/fd.sock" --data "$T/fd-data" ) >>"$T/fd.log" 2>&1 &
 FD_PID=$!
 for _ in $(seq 200); do stream-ctl --socket "$T/fd.sock" list >/dev/null 2>&1 && break; sleep 0.05; done
-expect_rc 1 stream-ctl --socket "$T/fd.sock" create many --shards 200
+expect_rc 1 stream-ctl --socket "$T/fd.sock" create many --shards 300
 expect_err "open-file limit"
 [ ! -e "$T/fd-data/streams/many" ] || fail "a refused stream left files behind"
-expect_rc 0 stream-ctl --socket "$T/fd.sock" create few --shards 20
+expect_rc 0 stream-ctl --socket "$T/fd.sock" create few --shards 100
 kill "$FD_PID"
 wait "$FD_PID" || fail "stream-serve (ulimit -n 400) did not stop cleanly"
 # A data dir needing more open files than the limit: a clear error at start, exit 1.
-expect_rc 1 bash -c "ulimit -n 50; exec stream-serve --socket '$T/fd.sock' --data '$T/fd-data'"
+expect_rc 1 bash -c "ulimit -n 80; exec stream-serve --socket '$T/fd.sock' --data '$T/fd-data'"
 expect_err "ulimit -n"
 echo "errors: ok"
