@@ -160,6 +160,22 @@ int main(int argc, char** argv) {
 
   app.footer("Examples:\n  stream-ctl create orders --shards 4 --retention 48h\n  stream-ctl describe orders\n"
              "  stream-ctl groups orders\n  stream-ctl group-reset orders billing --to time:-1h");
+  // The command is the first word that is neither an option nor an option's value: an
+  // unknown one is named (CLI11 would only say that a subcommand is required).
+  for (int i = 1; i < argc; i++) {
+    std::string_view a = argv[i];
+    if (a == "--socket" || a == "--data") {
+      i++;
+      continue;
+    }
+    if (a.empty() || a[0] == '-') continue;
+    auto subs = app.get_subcommands([&](CLI::App* sub) { return sub->get_name() == a; });
+    if (subs.empty())
+      return tools::FailMsg(kTool, tools::kExitUsage,
+                            fmt::format("unknown command '{}': expected create, delete, list, describe, "
+                                        "retention, groups or group-reset (see --help)", a));
+    break;
+  }
   if (int rc = tools::Parse(app, argc, argv, kTool); rc >= 0) return rc;
   copts.autostart = !no_autostart;
 

@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
   CLI::App app{"stream-serve: the streamkit server. Owns one data dir and serves its streams on a Unix socket."};
   server::ServerOptions opts;
   std::string mode = "0600", fsync = "interval=200", faults;
-  app.add_option("--socket", opts.socket_path, "Socket to listen on (default: $STREAMKIT_SOCKET, $XDG_RUNTIME_DIR/streamkit/serve.sock)");
+  app.add_option("--socket", opts.socket_path, "Socket to listen on (default: $STREAMKIT_SOCKET, $XDG_RUNTIME_DIR/streamkit/serve.sock, /tmp/streamkit-$UID/serve.sock)");
   app.add_option("--data", opts.data_dir, "Data dir (default: $STREAMKIT_DATA, $XDG_DATA_HOME/streamkit, ~/.local/share/streamkit)");
   app.add_option("--socket-mode", mode, "Permissions of the socket, octal (default 0600: only this user)");
   app.add_option("--fsync", fsync, "Durability: always | interval=MS | never (default interval=200)");

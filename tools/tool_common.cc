@@ -35,10 +35,10 @@ int FailMsg(const char* tool, int code, const std::string& msg) {
 
 void AddClientFlags(CLI::App& app, client::ConnectOptions* opts, bool* no_autostart) {
   app.add_option("--socket", opts->socket_path,
-                 "Server socket (default: $STREAMKIT_SOCKET, $XDG_RUNTIME_DIR/streamkit/serve.sock)")
+                 "Server socket (default: $STREAMKIT_SOCKET, $XDG_RUNTIME_DIR/streamkit/serve.sock, /tmp/streamkit-$UID/serve.sock)")
       ->group("Connection");
   app.add_option("--data", opts->data_dir,
-                 "Data dir for an autostarted server (default: $STREAMKIT_DATA, ~/.local/share/streamkit)")
+                 "Data dir for an autostarted server (default: $STREAMKIT_DATA, $XDG_DATA_HOME/streamkit, ~/.local/share/streamkit)")
       ->group("Connection");
   app.add_flag("--no-autostart", *no_autostart,
                "Do not start stream-serve when no server answers (also STREAMKIT_NO_AUTOSTART=1)")

@@ -98,6 +98,7 @@ Status ResponseStatus(const Response& r) {
     case Err::kFenced:
     case Err::kNotAssigned: return Status::Fenced(r.message);
     case Err::kStorage: return Status::IoError(fmt::format("{}: {}", proto::ErrName(r.err), r.message));
+    case Err::kInjectedFailure: return Status::IoError(r.message);  // says it was injected
     default: return Status::FromErrno(EIO, fmt::format("{}: {}", proto::ErrName(r.err), r.message));
   }
 }

@@ -30,6 +30,8 @@ expect_rc 2 stream-ctl create x --retention soon
 expect_rc 3 stream-ctl create x --retention 30m
 expect_err "out of range"
 expect_rc 2 stream-serve --fsync sometimes
+expect_rc 2 stream-ctl bogus
+expect_err "unknown command 'bogus'"
 
 # An over-size record is an error naming its line; earlier lines are stored.
 { echo first; head -c 1100000 /dev/zero | tr '\0' x; echo; echo third; } >"$T/big"
