@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   // file that is not a socket), 4 for a file the data dir needs that is missing, else 1
   // (2 is kept for usage errors).
   if (Status s = srv.Start(); !s.ok()) {
-    if (s.err() == EMFILE || s.err() == ENFILE)  // more shards than open files allowed
+    if ((s.err() == EMFILE || s.err() == ENFILE) && s.message().find("ulimit -n") == std::string::npos)
       return tools::FailMsg(tool, tools::kExitFailure,
                             fmt::format("{} (the open-file limit is {}: raise it with ulimit -n or LimitNOFILE=)",
                                         s.message(), uint64_t(rl.rlim_cur)));

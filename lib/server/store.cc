@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/config.h"
+#include "log/names.h"
 #include "util/crash_point.h"
 #include "util/crc32c.h"
 
@@ -203,6 +204,10 @@ Store::~Store() { (void)CloseAll(); }
 Status Store::Open() {
   SK_TRY(io_->CreateDirs(StreamsDir()));
   SK_ASSIGN_OR_RETURN(auto names, io_->ListDir(StreamsDir()));
+  std::vector<std::string> valid;
+  for (const std::string& n : names)
+    if (proto::ValidName(n) && n.rfind(kCreatingPrefix, 0) != 0 && n.rfind(kDeletedPrefix, 0) != 0) valid.push_back(n);
+  SK_TRY(CheckStartFileRoom(valid));
   for (const std::string& n : names) {
     // Leftovers of a create or delete that a crash interrupted.
     if (n.rfind(kCreatingPrefix, 0) == 0 || n.rfind(kDeletedPrefix, 0) == 0) {
@@ -244,14 +249,48 @@ uint64_t OpenFileCount() {
 }
 }  // namespace
 
-Status Store::CheckFileRoom(uint64_t shards) const {
+// The open-file limit, or 0 when there is none.
+static uint64_t OpenFileLimit() {
   rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return Status::OK();
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
+  return uint64_t(rl.rlim_cur);
+}
+
+Status Store::CheckFileRoom(uint64_t shards) const {
+  uint64_t limit = OpenFileLimit();
+  if (limit == 0) return Status::OK();
   uint64_t open = OpenFileCount(), need = shards * kFilesPerShard;
-  if (open + need + kFileReserve <= uint64_t(rl.rlim_cur)) return Status::OK();
+  if (open + need + kFileReserve <= limit) return Status::OK();
   return Status::IoError(fmt::format("{} new shard(s) need about {} open files and stream-serve has {} of its "
                                      "{} in use (ulimit -n): raise its open-file limit or use fewer shards",
-                                     shards, need, open, uint64_t(rl.rlim_cur)),
+                                     shards, need, open, limit),
+                         EMFILE);
+}
+
+// At start, before any log is opened: the segments of every stream (one open file
+// each) must fit under the limit, or the start stops with a message saying so
+// (instead of failing on whichever file comes first, half-way).
+Status Store::CheckStartFileRoom(const std::vector<std::string>& streams) const {
+  uint64_t limit = OpenFileLimit();
+  if (limit == 0) return Status::OK();
+  uint64_t segments = 0;
+  for (const std::string& n : streams) {
+    std::string dir = StreamsDir() + "/" + n;
+    auto shards = io_->ListDir(dir);
+    if (!shards.ok()) continue;  // LoadStream says what is wrong with it
+    for (const std::string& sh : *shards) {
+      if (sh.rfind("shard-", 0) != 0) continue;
+      auto files = io_->ListDir(dir + "/" + sh);
+      if (!files.ok()) continue;
+      for (const std::string& f : *files)
+        segments += f.size() > log::kLogExt.size() && f.ends_with(log::kLogExt);
+    }
+  }
+  uint64_t open = OpenFileCount();
+  if (open + segments + kFileReserve / 4 <= limit) return Status::OK();
+  return Status::IoError(fmt::format("the data dir's {} segments need about as many open files and the open-file "
+                                     "limit is {} (ulimit -n): raise it (ulimit -n, LimitNOFILE=)",
+                                     segments, limit),
                          EMFILE);
 }
 

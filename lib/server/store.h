@@ -226,6 +226,7 @@ class Store {
   // Refuses `shards` new shards that would not fit under the open-file limit, before
   // anything is written (failing half-way leaves a stream no start can open).
   Status CheckFileRoom(uint64_t shards) const;
+  Status CheckStartFileRoom(const std::vector<std::string>& streams) const;
   Result<std::unique_ptr<log::Log>> OpenShardLog(const Stream& s, const ShardMeta& m);
   Result<std::shared_ptr<Shard>> OpenShard(const Stream& s, const ShardMeta& m);
   Status WriteMeta(Stream& s);
