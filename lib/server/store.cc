@@ -9,7 +9,6 @@
 #include <set>
 
 #include "common/config.h"
-#include "log/names.h"
 #include "util/crash_point.h"
 #include "util/crc32c.h"
 
@@ -237,9 +236,10 @@ Status Store::CloseAll() {
 namespace {
 // Open files a shard holds: one per segment, a new shard's one (index files are
 // opened only to be read or written: segment_index.h), and what is kept free for
-// connections, rolls and snapshots.
+// connections, rolls and snapshots (at start, only the loops are open).
 constexpr uint64_t kFilesPerShard = 1;
 constexpr uint64_t kFileReserve = 256;
+constexpr uint64_t kStartFileReserve = 64;
 
 uint64_t OpenFileCount() {
   std::error_code ec;
@@ -247,51 +247,37 @@ uint64_t OpenFileCount() {
   for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec)) n++;
   return ec ? 0 : n;
 }
+
+// OK when `shards` more shards fit under the open-file limit with `reserve` kept
+// free; else a storage error that begins with `what` and names the limit.
+Status FileRoom(uint64_t shards, uint64_t reserve, const std::string& what) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return Status::OK();
+  uint64_t limit = rl.rlim_cur, open = OpenFileCount(), need = shards * kFilesPerShard;
+  if (open + need + reserve <= limit) return Status::OK();
+  return Status::IoError(fmt::format("{} need about {} open files and stream-serve has {} of its {} in use "
+                                     "(ulimit -n): raise its open-file limit (ulimit -n, LimitNOFILE=)",
+                                     what, need, open, limit),
+                         EMFILE);
+}
 }  // namespace
 
-// The open-file limit, or 0 when there is none.
-static uint64_t OpenFileLimit() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
-  return uint64_t(rl.rlim_cur);
-}
-
 Status Store::CheckFileRoom(uint64_t shards) const {
-  uint64_t limit = OpenFileLimit();
-  if (limit == 0) return Status::OK();
-  uint64_t open = OpenFileCount(), need = shards * kFilesPerShard;
-  if (open + need + kFileReserve <= limit) return Status::OK();
-  return Status::IoError(fmt::format("{} new shard(s) need about {} open files and stream-serve has {} of its "
-                                     "{} in use (ulimit -n): raise its open-file limit or use fewer shards",
-                                     shards, need, open, limit),
-                         EMFILE);
+  return FileRoom(shards, kFileReserve, fmt::format("{} new shard(s)", shards));
 }
 
-// At start, before any log is opened: the segments of every stream (one open file
-// each) must fit under the limit, or the start stops with a message saying so
-// (instead of failing on whichever file comes first, half-way).
+// At start, before any log is opened: every stream's shards must fit, or the start
+// stops with a message saying so (instead of failing on whichever file comes first,
+// half-way). Shards are counted from the stream directories; a shard with several
+// segments needs more, which Log::Open reports if it comes to that.
 Status Store::CheckStartFileRoom(const std::vector<std::string>& streams) const {
-  uint64_t limit = OpenFileLimit();
-  if (limit == 0) return Status::OK();
-  uint64_t segments = 0;
+  uint64_t shards = 0;
   for (const std::string& n : streams) {
-    std::string dir = StreamsDir() + "/" + n;
-    auto shards = io_->ListDir(dir);
-    if (!shards.ok()) continue;  // LoadStream says what is wrong with it
-    for (const std::string& sh : *shards) {
-      if (sh.rfind("shard-", 0) != 0) continue;
-      auto files = io_->ListDir(dir + "/" + sh);
-      if (!files.ok()) continue;
-      for (const std::string& f : *files)
-        segments += f.size() > log::kLogExt.size() && f.ends_with(log::kLogExt);
-    }
+    auto entries = io_->ListDir(StreamsDir() + "/" + n);
+    if (!entries.ok()) continue;  // LoadStream says what is wrong with it
+    for (const std::string& e : *entries) shards += e.rfind("shard-", 0) == 0;
   }
-  uint64_t open = OpenFileCount();
-  if (open + segments + kFileReserve / 4 <= limit) return Status::OK();
-  return Status::IoError(fmt::format("the data dir's {} segments need about as many open files and the open-file "
-                                     "limit is {} (ulimit -n): raise it (ulimit -n, LimitNOFILE=)",
-                                     segments, limit),
-                         EMFILE);
+  return FileRoom(shards, kStartFileReserve, fmt::format("the data dir's {} shard(s)", shards));
 }
 
 Result<std::unique_ptr<log::Log>> Store::OpenShardLog(const Stream& s, const ShardMeta& m) {
