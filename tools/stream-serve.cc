@@ -1,10 +1,13 @@
 // stream-serve: owns a data dir and serves streams on a Unix socket.
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <thread>
 
 #include "common/config.h"
@@ -62,17 +65,39 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
+  // Started by a client (autostart): tell it how the start went, on the pipe it gave
+  // (lib/client/client.cc SpawnServer): 'R' serving, 'B' another server owns the data
+  // dir or the socket, 'F' failed (the reason is on stderr, i.e. serve.log).
+  int ready_fd = -1;
+  if (const char* e = std::getenv("STREAMKIT_READY_FD")) {
+    char* rest = nullptr;
+    long v = std::strtol(e, &rest, 10);
+    if (*e && *rest == '\0' && v > 2 && v < 1 << 20 && ::fcntl(int(v), F_GETFD) >= 0) {
+      ready_fd = int(v);
+      ::fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
+    }
+    ::unsetenv("STREAMKIT_READY_FD");
+  }
+  auto tell = [&ready_fd](char c) {
+    if (ready_fd < 0) return;
+    (void)!::write(ready_fd, &c, 1);
+    ::close(ready_fd);
+    ready_fd = -1;
+  };
+
   server::Server srv(opts);
   // A failure to start: 3 for an invalid setting (a socket path too long or naming a
   // file that is not a socket), 4 for a file the data dir needs that is missing, else 1
   // (2 is kept for usage errors).
   if (Status s = srv.Start(); !s.ok()) {
+    tell(s.is(Status::Code::kBusy) ? 'B' : 'F');
     if ((s.err() == EMFILE || s.err() == ENFILE) && s.message().find("ulimit -n") == std::string::npos)
       return tools::FailMsg(tool, tools::kExitFailure,
                             fmt::format("{} (the open-file limit is {}: raise it with ulimit -n or LimitNOFILE=)",
                                         s.message(), uint64_t(rl.rlim_cur)));
     return tools::Fail(tool, s);
   }
+  tell('R');
   std::atomic<bool> signalled{false};
   std::thread waiter([&srv, &signalled, set] {
     int sig;

@@ -9,10 +9,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+extern char** environ;
+
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "common/config.h"
 
@@ -51,14 +55,34 @@ std::string ServerExecutable() {
 }
 
 // Starts `stream-serve --socket S --data D` detached from this process (double fork,
-// new session), its output appended to D/serve.log.
-Status SpawnServer(const std::string& socket, const std::string& data) {
+// new session), its output appended to D/serve.log. Returns the read end of a pipe
+// whose write end the server inherits as STREAMKIT_READY_FD: the server writes one
+// byte there once its Start is over ('R' serving, 'B' another server owns the data dir
+// or socket, 'F' failed) and closes it, so a server that cannot start is reported at
+// once instead of after the whole connect timeout (EOF without a byte: it died first).
+Result<int> SpawnServer(const std::string& socket, const std::string& data) {
   std::error_code ec;
   std::filesystem::create_directories(data, ec);
   std::string logfile = data + "/serve.log";
   std::string exe = ServerExecutable();
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) return Status::FromErrno(errno, "pipe");
+  // Everything the child needs is made before fork (another thread may hold a lock).
+  std::vector<std::string> env_store;
+  for (char** e = environ; *e; e++)
+    if (std::strncmp(*e, "STREAMKIT_READY_FD=", 19) != 0) env_store.emplace_back(*e);
+  env_store.push_back(fmt::format("STREAMKIT_READY_FD={}", ready[1]));
+  std::vector<char*> envp;
+  for (auto& e : env_store) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const char* argv[] = {exe.c_str(), "--socket", socket.c_str(), "--data", data.c_str(), nullptr};
   pid_t pid = ::fork();
-  if (pid < 0) return Status::FromErrno(errno, "fork");
+  if (pid < 0) {
+    int err = errno;
+    ::close(ready[0]);
+    ::close(ready[1]);
+    return Status::FromErrno(err, "fork");
+  }
   if (pid == 0) {
     ::setsid();
     if (::fork() != 0) ::_exit(0);
@@ -69,14 +93,31 @@ Status SpawnServer(const std::string& socket, const std::string& data) {
       ::dup2(out, 1);
       ::dup2(out, 2);
     }
-    ::execlp(exe.c_str(), exe.c_str(), "--socket", socket.c_str(), "--data", data.c_str(),
-             static_cast<char*>(nullptr));
+    ::fcntl(ready[1], F_SETFD, 0);  // the server inherits it
+    ::execvpe(exe.c_str(), const_cast<char* const*>(argv), envp.data());
     std::fprintf(stderr, "streamkit: cannot run %s: %s\n", exe.c_str(), std::strerror(errno));
     ::_exit(127);
   }
+  ::close(ready[1]);
   int st;
   ::waitpid(pid, &st, 0);
-  return Status::OK();
+  return ready[0];
+}
+
+// The last non-empty line of a (log) file, or "".
+std::string LastLine(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buf[4096];
+  off_t size = ::lseek(fd, 0, SEEK_END);
+  off_t from = size > off_t(sizeof buf) ? size - off_t(sizeof buf) : 0;
+  ssize_t n = ::pread(fd, buf, sizeof buf, from);
+  ::close(fd);
+  if (n <= 0) return "";
+  std::string_view v(buf, size_t(n));
+  while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.remove_suffix(1);
+  auto nl = v.find_last_of('\n');
+  return std::string(nl == std::string_view::npos ? v : v.substr(nl + 1));
 }
 
 }  // namespace
@@ -109,15 +150,39 @@ Result<std::unique_ptr<Client>> Client::Connect(const ConnectOptions& opts) {
   bool absent = !fd.ok() && (fd.status().err() == ENOENT || fd.status().err() == ECONNREFUSED);
   if (!fd.ok() && absent && opts.autostart && !AutostartDisabledByEnv()) {
     std::string data = opts.data_dir.empty() ? DefaultDataDir() : opts.data_dir;
-    SK_TRY(SpawnServer(path, data));
-    for (int i = 0; i < 500; i++) {
+    SK_ASSIGN_OR_RETURN(int ready, SpawnServer(path, data));
+    // Connect as soon as the socket is there; stop early when the server says it
+    // cannot start. 'B' (a server started at the same moment by another client won
+    // the data dir or socket): that one is coming, keep trying.
+    char said = 0;
+    bool heard = false;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    for (;;) {
       fd = ConnectUnix(path);
-      if (fd.ok()) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (fd.ok() || std::chrono::steady_clock::now() >= deadline) break;
+      if (heard) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        continue;
+      }
+      pollfd p{ready, POLLIN, 0};
+      if (::poll(&p, 1, 10) <= 0) continue;
+      ssize_t n = ::read(ready, &said, 1);
+      if (n < 0 && errno == EINTR) continue;
+      heard = true;
+      if (n != 1) said = 0;
+      if (said != 'R' && said != 'B') break;
     }
-    if (!fd.ok())
-      return Status::IoError(fmt::format("started stream-serve but cannot connect to {} (see {}/serve.log)", path, data),
+    ::close(ready);
+    if (!fd.ok()) {
+      std::string log = data + "/serve.log";
+      if (heard && said != 'R' && said != 'B') {
+        std::string why = LastLine(log);
+        return Status::IoError(fmt::format("the stream-serve started for {} exited at once{}{} (see {})", path,
+                                           why.empty() ? "" : ": ", why, log));
+      }
+      return Status::IoError(fmt::format("started stream-serve but cannot connect to {} (see {})", path, log),
                              fd.status().err());
+    }
   }
   if (!fd.ok()) {
     if (absent)

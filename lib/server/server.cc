@@ -184,8 +184,29 @@ Server::~Server() {
 
 void Server::Log(const std::string& line) { std::fprintf(stderr, "stream-serve: %s\n", line.c_str()); }
 
+namespace {
+
+// True when a server accepts connections on the Unix socket at `path`.
+bool SocketLive(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof addr.sun_path) return false;
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) return false;
+  bool live = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(probe);
+  return live;
+}
+
+}  // namespace
+
 Status Server::Start() {
   io_ = io::DefaultIo();
+  // A live server on our socket: say so before touching anything (a mistyped --data
+  // must not leave a new empty data dir behind). Checked again before binding.
+  if (SocketLive(opts_.socket_path))
+    return Status::Busy(fmt::format("another server is listening on {}", opts_.socket_path));
   SK_TRY(io_->CreateDirs(opts_.data_dir));
   std::string lock_path = opts_.data_dir + "/serve.lock";
   lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -247,10 +268,7 @@ Status Server::Start() {
     // that matters.
     if (!S_ISSOCK(st.st_mode))
       return Status::InvalidArgument(fmt::format("{} exists and is not a socket; not replacing it", opts_.socket_path));
-    int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bool live = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    ::close(probe);
-    if (live)
+    if (SocketLive(opts_.socket_path))
       return Status::Busy(fmt::format("another server is listening on {}", opts_.socket_path));
     ::unlink(opts_.socket_path.c_str());
   }

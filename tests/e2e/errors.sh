@@ -109,6 +109,21 @@ expect_eq "$(cat "$T/notes.txt")" precious "file at the --socket path"
 STREAMKIT_SOCKET="$T/none.sock" expect_rc 1 stream-ctl list
 expect_err "no stream-serve at"
 
+# Autostart: a client with no server starts one in the background (serve.log in its
+# data dir) and goes on.
+expect_rc 0 env -u STREAMKIT_NO_AUTOSTART stream-ctl --socket "$T/auto.sock" --data "$T/auto" create a1
+apid=$(head -1 "$T/auto/serve.lock")
+kill "$apid"
+for _ in $(seq 100); do kill -0 "$apid" 2>/dev/null || break; sleep 0.05; done
+grep -q "serving $T/auto" "$T/auto/serve.log" || fail "autostarted server's log"
+# An autostarted server that cannot start is reported at once, with its reason (not
+# after the 5 s connect timeout).
+mkdir "$T/badid" && echo short >"$T/badid/server.id"
+t0=$(date +%s%N)
+expect_rc 1 env -u STREAMKIT_NO_AUTOSTART stream-ctl --socket "$T/badid.sock" --data "$T/badid" list
+expect_err "exited at once: stream-serve: $T/badid/server.id: unreadable or damaged"
+[ $(( ($(date +%s%N) - t0) / 1000000 )) -lt 3000 ] || fail "a failed autostart took the whole timeout"
+
 # Delete removes the stream; the server still serves others.
 expect_rc 0 stream-ctl delete 'a-Z_0.9'
 expect_rc 4 stream-ctl describe 'a-Z_0.9'

@@ -34,6 +34,7 @@ expect_err "already owns the data dir"
 # ...and one on the same socket with another data dir too.
 expect_rc 1 stream-serve --data "$T/data2"
 expect_err "another server is listening"
+[ ! -e "$T/data2" ] || fail "a server refused for its socket created its data dir"
 
 # The server keeps serving after everything above.
 seq 3 | stream-put keep --key-fixed again
