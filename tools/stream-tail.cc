@@ -43,6 +43,17 @@ void OnSignal(int) {
   ssize_t n = ::write(g_signal_pipe[1], &c, 1);
   (void)n;
 }
+// -F: connects once a server answers, trying every second; nullptr when a signal
+// (SIGINT/SIGTERM) comes first.
+std::unique_ptr<client::Client> WaitForServer(const client::ConnectOptions& co) {
+  for (;;) {
+    pollfd p{g_signal_pipe[0], POLLIN, 0};
+    if (SignalPending() || (::poll(&p, 1, 1000) > 0 && SignalPending())) return nullptr;
+    auto c = client::Client::Connect(co);
+    if (c.ok()) return std::move(*c);
+  }
+}
+
 constexpr uint32_t kFetchBytes = 4u << 20;
 constexpr uint32_t kFollowWaitMs = 1000;
 constexpr int kHeartbeatMs = 1000;
@@ -524,19 +535,15 @@ Status Tail::RefreshShards() {
 bool Tail::Reconnect() {
   if (!o_.follow_retry) return false;
   std::fprintf(stderr, "%s: lost the server; retrying every second\n", kTool);
-  for (;;) {
-    std::this_thread::sleep_for(std::chrono::seconds(1));
-    client::ConnectOptions co = o_.conn;
-    co.autostart = false;
-    auto c = client::Client::Connect(co);
-    if (c.ok()) {
-      c_ = std::move(*c);
-      corr_shard_.clear();
-      for (auto& [i, cur] : cursors_) cur.in_flight = false;
-      std::fprintf(stderr, "%s: reconnected to %s\n", kTool, c_->socket_path().c_str());
-      return true;
-    }
-  }
+  client::ConnectOptions co = o_.conn;
+  co.autostart = false;
+  auto c = WaitForServer(co);
+  if (!c) return false;  // a signal: stop
+  c_ = std::move(c);
+  corr_shard_.clear();
+  for (auto& [i, cur] : cursors_) cur.in_flight = false;
+  std::fprintf(stderr, "%s: reconnected to %s\n", kTool, c_->socket_path().c_str());
+  return true;
 }
 
 Status Tail::FetchLoop(bool follow) {
@@ -799,7 +806,9 @@ int Tail::Run() {
   out_.Flush();
   if (out_.error())
     return tools::FailMsg(kTool, tools::kExitFailure, fmt::format("writing stdout: {}", std::strerror(out_.error())));
-  if (!s.ok() && !out_.closed()) return tools::Fail(kTool, s);
+  // Stopped by a signal while -F waited for the server: a clean stop.
+  bool waiting = o_.follow_retry && SignalPending() && (s.is(Status::Code::kClosed) || s.is(Status::Code::kIoError));
+  if (!s.ok() && !out_.closed() && !waiting) return tools::Fail(kTool, s);
   return 0;
 }
 
@@ -868,6 +877,15 @@ int main(int argc, char** argv) {
     sigaction(SIGTERM, &sa, nullptr);
   }
   auto c = client::Client::Connect(o.conn);
+  if (!c.ok() && o.follow_retry && (c.status().err() == ENOENT || c.status().err() == ECONNREFUSED)) {
+    // -F, like tail -F on a file that is not there yet: wait for the server.
+    std::fprintf(stderr, "%s: %s; retrying every second\n", kTool, c.status().message().c_str());
+    client::ConnectOptions co = o.conn;
+    co.autostart = false;
+    auto w = WaitForServer(co);
+    if (!w) return 0;  // stopped by a signal before any server came
+    c = std::move(w);
+  }
   if (!c.ok()) return tools::Fail(kTool, c.status());
   Tail t(o, std::move(*c));
   return t.Run();

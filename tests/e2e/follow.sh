@@ -48,6 +48,27 @@ seq 2000 2009 | stream-put live
 wait_lines "$T/f3" 10
 grep -q "reconnected" "$T/f3.err" || fail "-F did not say it reconnected"
 kill "$F3"; wait "$F3" 2>/dev/null || true
+# SIGTERM while -F waits for a server that is gone: it stops at once, exit 0.
+stream-ctl create late >/dev/null
+stream-tail -F live --from latest >/dev/null 2>"$T/f3.err" &
+F3=$!
+sleep 0.3
+stop_server
+for _ in $(seq 100); do grep -q "lost the server" "$T/f3.err" && break; sleep 0.05; done
+kill "$F3"
+rc=0; timeout 3 tail --pid="$F3" -f /dev/null || rc=$?
+expect_eq "$rc" 0 "-F stopped by SIGTERM while the server is away"
+wait "$F3" || fail "-F exit status after SIGTERM: $?"
+# -F with no server yet waits for one, like tail -F for a file that is not there yet.
+stream-tail -F late -n +1 >"$T/f5" 2>"$T/f5.err" &
+F5=$!
+sleep 0.3
+kill -0 "$F5" || fail "-F gave up with no server: $(cat "$T/f5.err")"
+grep -q "retrying every second" "$T/f5.err" || fail "-F with no server: $(cat "$T/f5.err")"
+start_server
+seq 3000 3004 | stream-put late
+wait_lines "$T/f5" 5
+kill "$F5"; wait "$F5" || fail "-F exit status after SIGTERM: $?"
 
 # Under --fsync always a follower is answered after each fdatasync (the sync thread),
 # and it keeps following past its fetch's 1 s deadline (the fetch that stays parked
