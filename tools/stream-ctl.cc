@@ -273,8 +273,12 @@ int main(int argc, char** argv) {
           if (!shards.empty()) shards += ",";
           bool has = ck.count(s.index);
           uint64_t lag = has ? (s.end_offset > ck[s.index] ? s.end_offset - ck[s.index] : 0) : s.end_offset - s.start_offset;
-          shards += fmt::format(R"({{"shard":{},"checkpoint":{},"lag":{},"owner":{}}})", JsonQuote(proto::ShardIdName(s.index)),
-                                has ? JsonQuote(ck[s.index] == 0 ? "0" : U128ToString(proto::SequenceNumber(s.index, ck[s.index] - 1))) : "null",
+          // checkpoint: the last record done, null when none (no checkpoint, or one at
+          // the shard's first offset); checkpointed tells the two apart.
+          bool done = has && ck[s.index] > 0;
+          shards += fmt::format(R"({{"shard":{},"checkpointed":{},"checkpoint":{},"lag":{},"owner":{}}})",
+                                JsonQuote(proto::ShardIdName(s.index)), has ? "true" : "false",
+                                done ? JsonQuote(U128ToString(proto::SequenceNumber(s.index, ck[s.index] - 1))) : "null",
                                 lag, owner.count(s.index) ? JsonQuote(owner[s.index]) : "null");
         }
         std::string members;

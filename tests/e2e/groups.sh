@@ -55,8 +55,16 @@ expect_eq "$(wc -l <"$T/out")" 0 "second drain run"
 stream-ctl groups jobs >"$T/groups.txt"
 grep -q "group workers" "$T/groups.txt" || fail "groups listing"
 
-# group-reset: back to the start, then the group re-reads everything.
+# groups --json: a shard read to its end has its last record as checkpoint; after a
+# reset to the start, the checkpoint is null (nothing read) yet the shard is checkpointed.
+ckjson() { stream-ctl groups jobs --json | python3 -c 'import json,sys
+g=json.loads(sys.stdin.readline()); s=g["shards"][0]; print(s["checkpointed"], s["checkpoint"] is None, s["lag"])'; }
+expect_eq "$(ckjson)" "True False 0" "groups --json after a drain"
 stream-ctl group-reset jobs workers --to trim-horizon
+expect_eq "$(ckjson | cut -d' ' -f1,2)" "True True" "groups --json after a reset to trim-horizon"
+stream-ctl groups jobs | grep -q "(none read)" || fail "groups text after a reset to trim-horizon"
+
+# group-reset: back to the start, then the group re-reads everything.
 expect_rc 0 stream-tail jobs --group workers
 expect_eq "$(wc -l <"$T/out")" 30100 "after reset to trim-horizon"
 stream-ctl group-reset jobs workers --to latest
