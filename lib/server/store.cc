@@ -23,7 +23,7 @@ constexpr std::string_view kDeletedPrefix = ".deleted-";
 
 std::string ShardDirName(uint32_t index) { return fmt::format("shard-{:012}", index); }
 
-// A small JSON document behind a header line carrying its CRC-32C (FORMAT.md §6).
+// A small JSON document behind a header line carrying its CRC-32C (FORMAT.md §8).
 std::string WrapChecked(const std::string& json) {
   return fmt::format("{}{:08x}\n{}\n", kMetaMagic, crc32c::Value(json.data(), json.size()), json);
 }
@@ -338,6 +338,10 @@ Result<std::shared_ptr<Stream>> Store::LoadStream(const std::string& name) {
       SK_TRY(io_->RemoveDirRecursive(s->dir + "/" + e));
     }
   }
+  // A checkpoint replacement cut short (WriteFileAtomic's temp file).
+  if (auto groups = io_->ListDir(s->dir + "/groups"); groups.ok())
+    for (const std::string& g : *groups)
+      if (g.size() > 9 && g.substr(g.size() - 9) == ".ckpt.tmp") (void)io_->Remove(s->dir + "/groups/" + g);
   return s;
 }
 
