@@ -352,7 +352,11 @@ Status Segment::FlushIndexes() {
 
 Status Segment::Sync() {
   SK_TRY(file_->DataSync());
-  return FlushIndexes();
+  // The indexes are hints (a lagging or lost one is rebuilt from the log at open): a
+  // failed write of theirs (a full disk) must not fail the sync, which would poison
+  // the log until a restart. Their unwritten entries are written at the next flush.
+  (void)FlushIndexes();
+  return Status::OK();
 }
 
 Status Segment::Seal() {

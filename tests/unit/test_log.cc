@@ -404,6 +404,41 @@ TEST_CASE("an injected ENOSPC, EIO or short write fails that append and loses no
   CHECK(CheckAllFrom(**again, 0) == next);
 }
 
+TEST_CASE("an index write that fails (a full disk) does not stop the log") {
+  TempDir dir;
+  auto fault = std::make_shared<io::FaultIo>(TestIo());
+  LogOptions o;
+  o.index_interval_bytes = 64;  // an index entry for nearly every batch
+  o.durability.mode = Durability::Mode::kNever;
+  uint64_t next = 0;
+  {
+    auto log = Log::Open(fault, dir.sub("s"), o);
+    REQUIRE(log.ok());
+    Log& l = **log;
+    auto append = [&] {
+      Bytes b = MakeBatch(3, int(next));
+      auto r = l.Append(b);
+      REQUIRE(r.ok());
+      next = r->last_offset + 1;
+    };
+    for (int i = 0; i < 5; i++) append();  // fewer than a periodic index flush
+    fault->FailWrites(ENOSPC, 1);            // the offset index's write in the sync
+    CHECK(l.Sync().ok());
+    CHECK(l.synced_offset() == next);
+    fault->Clear();
+    append();  // not poisoned
+    CHECK(l.Sync().ok());
+    CHECK(CheckAllFrom(l, 0) == next);
+    REQUIRE(l.Close().ok());
+  }
+  RecoveryReport rep;
+  auto log = Log::Open(TestIo(), dir.sub("s"), o, &rep);
+  REQUIRE(log.ok());
+  CHECK(rep.truncated_bytes == 0);
+  CHECK((*log)->end_offset() == next);
+  for (uint64_t from = 0; from < next; from++) CHECK(CheckAllFrom(**log, from) == next - from);
+}
+
 TEST_CASE("a failed fdatasync poisons the log until it is reopened") {
   TempDir dir;
   auto fault = std::make_shared<io::FaultIo>(TestIo());
