@@ -338,10 +338,14 @@ Result<std::shared_ptr<Stream>> Store::LoadStream(const std::string& name) {
       SK_TRY(io_->RemoveDirRecursive(s->dir + "/" + e));
     }
   }
-  // A checkpoint replacement cut short (WriteFileAtomic's temp file).
+  // A checkpoint replacement cut short (WriteFileAtomic's temp file) is removed; the
+  // groups are loaded now, before any append, so that a checkpoint past the end of a
+  // shard whose tail recovery cut is brought back to that end (LoadGroupLocked).
   if (auto groups = io_->ListDir(s->dir + "/groups"); groups.ok())
-    for (const std::string& g : *groups)
+    for (const std::string& g : *groups) {
       if (g.size() > 9 && g.substr(g.size() - 9) == ".ckpt.tmp") (void)io_->Remove(s->dir + "/groups/" + g);
+      if (g.size() > 5 && g.substr(g.size() - 5) == ".ckpt") (void)LoadGroupLocked(*s, g.substr(0, g.size() - 5), false);
+    }
   return s;
 }
 
@@ -592,6 +596,20 @@ GroupState* Store::LoadGroupLocked(Stream& s, const std::string& group, bool cre
         uint32_t shard;
         uint64_t off;
         if (proto::ParseShardId(k, &shard) && !v.get(off)) g->checkpoints[shard] = off;
+      }
+      // A checkpoint past its shard's end: recovery cut the shard's tail after the
+      // group had read it (a damaged batch, or a power cut under interval/never).
+      // The offsets past the end are given to new records, which the group must
+      // read: it resumes at the end.
+      for (auto& [shard, off] : g->checkpoints) {
+        auto sh = s.shards.find(shard);
+        if (sh == s.shards.end() || !sh->second->log) continue;
+        uint64_t end = sh->second->log->end_offset();
+        if (off <= end) continue;
+        std::fprintf(stderr, "stream-serve: %s: group %s: checkpoint %llu of %s is past the shard's end %llu "
+                     "(its tail was cut at recovery); resuming at the end\n", path.c_str(), group.c_str(),
+                     (unsigned long long)off, proto::ShardIdName(shard).c_str(), (unsigned long long)end);
+        off = end;
       }
     } else {
       std::fprintf(stderr, "stream-serve: %s: unreadable, starting the group afresh\n", path.c_str());

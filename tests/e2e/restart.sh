@@ -39,6 +39,23 @@ expect_rc 1 stream-serve --data "$T/data2"
 expect_err "another server is listening"
 [ ! -e "$T/data2" ] || fail "a server refused for its socket created its data dir"
 
+# A group that read records which recovery later cut away (a damaged tail) still
+# gets the new records stored at those offsets.
+stream-ctl create cut >/dev/null
+seq 1 50 | stream-put cut
+expect_rc 0 stream-tail cut --group g
+expect_eq "$(wc -l <"$T/out")" 50 "group read before the cut"
+seq 51 60 | stream-put cut   # one more batch: the one recovery cuts
+expect_rc 0 stream-tail cut --group g
+stop_server
+seg=$(ls "$T"/data/streams/cut/shard-000000000000/*.log)
+truncate -s -5 "$seg"
+start_server
+seq 61 63 | stream-put cut
+expect_rc 0 stream-tail cut --group g
+expect_eq "$(tr '\n' ' ' <"$T/out")" "61 62 63 " "group after its checkpoint was cut away"
+grep -q "past the shard's end" "$T/serve.log" || fail "no line about the checkpoint past the end"
+
 # The server keeps serving after everything above.
 seq 3 | stream-put keep --key-fixed again
 expect_eq "$(stream-tail keep -n 3 | tr '\n' ' ')" "1 2 3 " "still serving"
