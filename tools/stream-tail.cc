@@ -275,6 +275,12 @@ class Tail {
   Status RefreshShards();
   bool ParentsDone(const proto::ShardInfo& s) const;
   bool Reconnect();
+  // A batch the server sent that fails its checks: stored data was damaged. An I/O
+  // error naming where (exit 1), not bad input.
+  Status Damaged(uint32_t shard, uint64_t after, const Status& s) const {
+    return Status::IoError(fmt::format("stream '{}' {}: damaged data near offset {}: {}", o_.stream,
+                                       proto::ShardIdName(shard), after, s.message()));
+  }
   bool Done() const { return (o_.limit > 0 && printed_ >= o_.limit) || out_.closed() || SignalPending(); }
 
   Options o_;
@@ -382,7 +388,7 @@ Status Tail::LastN(uint64_t n, std::map<uint32_t, uint64_t>* next) {
       log::Record rec;
       while (rc.Next(&rec) && rec.offset < end)
         items.push_back({rec.arrival_ms, idx, rec.offset, std::string(rec.key), std::string(rec.data)});
-      SK_TRY(rc.status());
+      if (!rc.status().ok()) return Damaged(idx, off, rc.status());
       if (nx <= off) break;
       off = nx;
     }
@@ -447,7 +453,7 @@ Status Tail::HandleFetch(client::Response& r, uint32_t shard, uint64_t* stays_at
     printed_++;
     cur.next = rec.offset + 1;
   }
-  SK_TRY(rc.status());
+  if (!rc.status().ok()) return Damaged(shard, cur.next, rc.status());
   if (!Done() && next > cur.next && cur.next < cur.stop) cur.next = std::min(next, cur.stop);
   // Following to --until time:T: a shard read to its end more than a second after T
   // is done too, though no later record came (what comes now arrives after T; the

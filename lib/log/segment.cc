@@ -254,7 +254,9 @@ Status Segment::ReadHeaderAt(uint64_t pos, BatchHeader* h) {
   uint8_t hdr[kBatchHeaderSize];
   SK_ASSIGN_OR_RETURN(size_t got, file_->ReadAt(hdr, sizeof hdr, pos));
   if (got != sizeof hdr) return Status::Corruption(fmt::format("{}: short read at {}", path(), pos));
-  return CheckHeader(hdr, h);
+  Status s = CheckHeader(hdr, h);
+  if (!s.ok()) return Status::Corruption(fmt::format("{}: batch at byte {}: {}", path(), pos, s.message()));
+  return s;
 }
 
 Result<uint64_t> Segment::FindPosition(uint64_t offset) {
@@ -326,7 +328,11 @@ Result<uint64_t> Segment::ReadBatches(uint64_t pos, size_t max_bytes, uint64_t o
   uint64_t next = 0;
   while (used + kBatchHeaderSize <= want) {
     BatchHeader h;
-    SK_TRY(CheckHeader(out->data() + at + used, &h));
+    if (Status hs = CheckHeader(out->data() + at + used, &h); !hs.ok()) {
+      if (used > 0) break;  // the batches before it are whole: return them; the next read fails here
+      out->resize(at);
+      return Status::Corruption(fmt::format("{}: batch at byte {}: {}", path(), pos, hs.message()));
+    }
     if (h.base_offset >= offset_limit) break;
     if (used + h.batch_length > want) {
       if (used > 0) break;

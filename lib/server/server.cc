@@ -749,7 +749,12 @@ bool Server::AnswerFetch(const std::shared_ptr<Connection>& c, uint32_t corr, Sh
   auto rr = empty ? Result<log::ReadResult>(log::ReadResult{offset, 0})
                   : shard.log->Read(offset, std::min(max_bytes, proto::kMaxFetchBytes), &out, durable);
   if (!rr.ok()) {
-    c->Send(ErrorFrame(corr, uint16_t(Type::kFetch), proto::ErrFromStatus(rr.status()), rr.status().message()));
+    // Damage found in stored data is a storage error, not a bad request.
+    Err err = rr.status().is(Status::Code::kCorruption) ? Err::kStorage : proto::ErrFromStatus(rr.status());
+    std::string msg = rr.status().is(Status::Code::kCorruption)
+                          ? fmt::format("damaged data at offset {}: {}", offset, rr.status().message())
+                          : rr.status().message();
+    c->Send(ErrorFrame(corr, uint16_t(Type::kFetch), err, msg));
     return true;
   }
   if (shard.enforce_limits) shard.out_bytes.Charge(double(rr->bytes));
