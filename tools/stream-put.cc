@@ -377,7 +377,7 @@ Status Producer::HandleResponse(client::Response& r) {
       if (r.err == Err::kThrottled) throttles_++;
       bool cascade = r.err == Err::kOutOfOrderSequence;
       if (cascade ? ++b->out_of_order > kMaxAttempts * 20 : ++b->failures > kMaxAttempts)
-        return Status::FromErrno(EIO, fmt::format("{} still failing after {} attempts: {}",
+        return Status::IoError(fmt::format("{} still failing after {} attempts: {}",
                                                   proto::ShardIdName(b->shard), kMaxAttempts, r.message));
       int backoff = cascade ? 1 : std::min(1000, 10 << std::min(b->failures, 7));
       b->not_before = Clock::now() + std::chrono::milliseconds(backoff / 2 + int(rng_() % uint64_t(backoff / 2 + 1)));
@@ -385,7 +385,7 @@ Status Producer::HandleResponse(client::Response& r) {
       return Status::OK();
     }
     default:
-      return Status::FromErrno(EIO, fmt::format("{}: {}", proto::ErrName(r.err), r.message));
+      return Status::IoError(fmt::format("{}: {}", proto::ErrName(r.err), r.message));
   }
 }
 

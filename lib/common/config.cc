@@ -65,7 +65,10 @@ Result<int64_t> ParseDurationMs(std::string_view t, int64_t bare_unit_ms) {
   else if (unit == "w") mult = 7 * 24 * 3600 * 1000LL;
   else
     return Status::InvalidArgument(fmt::format("'{}': unknown unit '{}' (use ms, s, m, h, d)", t, unit));
-  return int64_t(v * double(mult));
+  double ms = v * double(mult);
+  // Beyond ~292 million years int64 ms overflow: refused here, not wrapped negative.
+  if (!(ms < 9.2e18)) return Status::InvalidArgument(fmt::format("'{}': duration too long", t));
+  return int64_t(ms);
 }
 
 std::string FormatDuration(int64_t ms) {

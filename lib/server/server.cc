@@ -471,9 +471,9 @@ void Server::Handle(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_
       if (!(r.str(&name) && r.u32(&shards) && r.i64(&ret) && r.u8(&flags) && r.u32(&max_rec))) return bad();
       auto s = store_->Create(name, shards, ret, flags, max_rec);
       if (!s.ok())
-        return fail(s.status().is(Status::Code::kBusy)      ? Err::kStreamExists
-                    : s.status().is(Status::Code::kIoError) ? Err::kStorage
-                                                            : Err::kInvalidRequest,
+        return fail(s.status().is(Status::Code::kBusy)                ? Err::kStreamExists
+                    : s.status().is(Status::Code::kInvalidArgument) ? Err::kInvalidRequest
+                                                                    : Err::kStorage,
                     s.status().message());
       if (opts_.verbose) Log(fmt::format("created stream {} with {} shards", name, shards));
       return reply(Err::kNone, "", [&](Writer& w) { store_->Describe(**s).Encode(w); });
@@ -506,7 +506,10 @@ void Server::Handle(const std::shared_ptr<Connection>& c, uint32_t corr, uint16_
       if (!(r.str(&name) && r.i64(&ms))) return bad();
       Status s = store_->SetRetention(name, ms);
       if (!s.ok())
-        return fail(s.is(Status::Code::kNotFound) ? Err::kStreamNotFound : Err::kInvalidRequest, s.message());
+        return fail(s.is(Status::Code::kNotFound)          ? Err::kStreamNotFound
+                    : s.is(Status::Code::kInvalidArgument) ? Err::kInvalidRequest
+                                                           : Err::kStorage,
+                    s.message());
       return reply(Err::kNone, "", [](Writer&) {});
     }
     case Type::kInitProducer: {

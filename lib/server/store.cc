@@ -73,33 +73,33 @@ std::string EncodeStreamMeta(const StreamMeta& m) {
       m.next_shard_index, shards, scaling, events, origin));
 }
 
-Result<StreamMeta> DecodeStreamMeta(std::string_view text) {
-  SK_ASSIGN_OR_RETURN(std::string json, UnwrapChecked(text, "stream.meta"));
+Result<StreamMeta> DecodeStreamMeta(std::string_view text, std::string_view what) {
+  SK_ASSIGN_OR_RETURN(std::string json, UnwrapChecked(text, what));
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
-  if (parser.parse(json).get(doc)) return Status::Corruption("stream.meta: invalid JSON");
+  if (parser.parse(json).get(doc)) return Status::Corruption(fmt::format("{}: invalid JSON", what));
   StreamMeta m;
   std::string_view name;
   int64_t flags, max_rec, next;
   if (doc["name"].get(name) || doc["created_ms"].get(m.created_ms) ||
       doc["retention_ms"].get(m.retention_ms) || doc["flags"].get(flags) ||
       doc["max_record_bytes"].get(max_rec) || doc["next_shard_index"].get(next))
-    return Status::Corruption("stream.meta: missing field");
+    return Status::Corruption(fmt::format("{}: missing field", what));
   m.name = std::string(name);
   m.flags = uint8_t(flags);
   m.max_record_bytes = uint32_t(max_rec);
   m.next_shard_index = uint32_t(next);
   simdjson::dom::array shards;
-  if (doc["shards"].get(shards)) return Status::Corruption("stream.meta: missing shards");
+  if (doc["shards"].get(shards)) return Status::Corruption(fmt::format("{}: missing shards", what));
   for (auto e : shards) {
     ShardMeta s;
     int64_t idx, parent, adj;
     std::string_view start, end, state;
     if (e["index"].get(idx) || e["parent"].get(parent) || e["adjacent_parent"].get(adj) ||
         e["start"].get(start) || e["end"].get(end) || e["state"].get(state))
-      return Status::Corruption("stream.meta: bad shard entry");
+      return Status::Corruption(fmt::format("{}: bad shard entry", what));
     auto st = ParseU128(start), en = ParseU128(end);
-    if (!st || !en) return Status::Corruption("stream.meta: bad hash key");
+    if (!st || !en) return Status::Corruption(fmt::format("{}: bad hash key", what));
     s.index = uint32_t(idx);
     s.parent = int32_t(parent);
     s.adjacent_parent = int32_t(adj);
@@ -131,7 +131,7 @@ Result<StreamMeta> DecodeStreamMeta(std::string_view text) {
     for (auto e : events) {
       ReshardEvent ev;
       std::string_view t;
-      if (e["time_ms"].get(ev.time_ms) || e["text"].get(t)) return Status::Corruption("stream.meta: bad event");
+      if (e["time_ms"].get(ev.time_ms) || e["text"].get(t)) return Status::Corruption(fmt::format("{}: bad event", what));
       ev.text = std::string(t);
       m.events.push_back(std::move(ev));
     }
@@ -321,7 +321,7 @@ Result<std::shared_ptr<Stream>> Store::LoadStream(const std::string& name) {
   auto s = std::make_shared<Stream>();
   s->dir = StreamsDir() + "/" + name;
   SK_ASSIGN_OR_RETURN(std::string text, io::ReadSmallFile(*io_, s->dir + "/stream.meta", kMaxMetaBytes));
-  SK_ASSIGN_OR_RETURN(s->meta, DecodeStreamMeta(text));
+  SK_ASSIGN_OR_RETURN(s->meta, DecodeStreamMeta(text, s->dir + "/stream.meta"));
   std::set<std::string> known;
   for (const ShardMeta& m : s->meta.shards) {
     SK_ASSIGN_OR_RETURN(s->shards[m.index], OpenShard(*s, m));

@@ -75,7 +75,7 @@ struct StreamMeta {
 std::string EncodeStreamMeta(const StreamMeta& m);
 // Shard i of n with even ranges over 0 .. 2^128-1.
 void EvenRange(uint32_t i, uint32_t n, u128* start, u128* end);
-Result<StreamMeta> DecodeStreamMeta(std::string_view text);
+Result<StreamMeta> DecodeStreamMeta(std::string_view text, std::string_view what = "stream.meta");
 
 // Recent rate over a sliding window of one-second buckets.
 class RateMeter {
