@@ -260,19 +260,33 @@ Status Segment::ReadHeaderAt(uint64_t pos, BatchHeader* h) {
 }
 
 Result<uint64_t> Segment::FindPosition(uint64_t offset) {
-  uint64_t pos = 0;
+  uint64_t pos = 0, expect = base_;
   {
     std::lock_guard<std::mutex> g(index_mu_);
     const auto& es = offset_index_.entries();
     uint32_t rel = uint32_t(offset - base_);
     auto it = std::upper_bound(es.begin(), es.end(), rel,
                                [](uint32_t r, const OffsetEntry& e) { return r < e.rel_offset; });
-    if (it != es.begin()) pos = std::prev(it)->position;
+    if (it != es.begin()) {
+      pos = std::prev(it)->position;
+      expect = base_ + std::prev(it)->rel_offset;
+    }
   }
   uint64_t end = size();
+  // The index is a hint checked only at its end at open: an entry that does not name
+  // the batch at its position (a damaged .index) must not make a read start late.
+  // Then the segment is walked from its start.
+  bool first = true;
   while (pos < end) {
     BatchHeader h;
-    SK_TRY(ReadHeaderAt(pos, &h));
+    Status hs = ReadHeaderAt(pos, &h);
+    if (first && pos > 0 && (!hs.ok() || h.base_offset != expect)) {
+      pos = 0;
+      expect = base_;
+      continue;
+    }
+    SK_TRY(hs);
+    first = false;
     if (h.next_offset() > offset) return pos;
     pos += h.batch_length;
   }

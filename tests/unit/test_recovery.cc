@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -186,6 +187,38 @@ TEST_CASE("a missing or damaged index is rebuilt from the log") {
     }
     CHECK(CountRecords(**log) == 120);
   }
+}
+
+TEST_CASE("an index entry that names the wrong batch does not make a read start late") {
+  TempDir dir;
+  BuildLog(dir.sub("s"), 40);
+  std::string idx = SegFile(dir.sub("s"), kIndexExt);
+  std::string bytes;
+  {
+    std::ifstream in(idx, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  REQUIRE(bytes.size() >= 3 * 8);
+  // Entry 1 keeps its position but claims an earlier offset (still above entry 0's):
+  // the index still increases, and open checks only its last entry. A read of an
+  // offset between the claim and the truth would start at entry 1's batch, too late.
+  auto u32 = [&](size_t at) { uint32_t v; std::memcpy(&v, bytes.data() + at, 4); return v; };
+  uint32_t rel0 = u32(0), rel1 = u32(8);
+  REQUIRE(rel1 > rel0 + 1);
+  uint32_t lie = rel0 + 1;
+  std::memcpy(bytes.data() + 8, &lie, 4);
+  std::ofstream(idx, std::ios::trunc | std::ios::binary) << bytes;
+  auto log = Log::Open(TestIo(), dir.sub("s"), Opts());
+  REQUIRE(log.ok());
+  for (uint64_t off = lie; off < rel1; off++) {
+    Bytes buf;
+    REQUIRE((*log)->Read(off, 64, &buf).ok());
+    RecordCursor c(buf, off);
+    Record r;
+    REQUIRE(c.Next(&r));
+    CHECK(r.offset == off);
+  }
+  CHECK(CountRecords(**log) == 120);
 }
 
 TEST_CASE("a clean reopen scans only the tail past the last index entry") {
