@@ -82,8 +82,12 @@ Status Segment::LoadIndexes(io::Io& io, const std::string& dir, bool active,
   }
   if (!oi.ok()) SK_TRY(offset_index_.Reset());
   // Without a sound time index the running maximum before the restart point is
-  // unknown: rebuild both from the start of the segment.
-  if (!ti.ok()) keep = 0;
+  // unknown: rebuild both from the start of the segment. An empty time index beside
+  // offset entries was lost (the first offset entry always comes with a time entry).
+  if (!ti.ok() || (time_index_.entries().empty() && keep > 0)) {
+    keep = 0;
+    damaged = true;
+  }
   offset_index_.KeepFirst(keep);
 
   uint64_t start_pos = 0, start_off = base_;

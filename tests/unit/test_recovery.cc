@@ -160,7 +160,7 @@ TEST_CASE("a damaged batch before the last index entry is reported as corruption
 TEST_CASE("a missing or damaged index is rebuilt from the log") {
   TempDir dir;
   BuildLog(dir.sub("orig"), 40);
-  for (int variant = 0; variant < 4; variant++) {
+  for (int variant = 0; variant < 5; variant++) {
     Copy(dir.sub("orig"), dir.sub("t"));
     std::string idx = SegFile(dir.sub("t"), kIndexExt);
     std::string tidx = SegFile(dir.sub("t"), kTimeIndexExt);
@@ -171,6 +171,7 @@ TEST_CASE("a missing or damaged index is rebuilt from the log") {
       std::ofstream(idx, std::ios::app | std::ios::binary) << std::string("\xff\x00\x00\x00\xff\xff\x00\x00", 8);
     }
     if (variant == 3) std::ofstream(tidx, std::ios::trunc | std::ios::binary) << "garbage!!";
+    if (variant == 4) fs::remove(tidx);  // the offset index alone is intact
     RecoveryReport rep;
     auto log = Log::Open(TestIo(), dir.sub("t"), Opts(), &rep);
     REQUIRE(log.ok());
@@ -186,6 +187,9 @@ TEST_CASE("a missing or damaged index is rebuilt from the log") {
       CHECK(r.offset == off);
     }
     CHECK(CountRecords(**log) == 120);
+    REQUIRE((*log)->Close().ok());
+    CHECK(fs::file_size(idx) == fs::file_size(SegFile(dir.sub("orig"), kIndexExt)));
+    CHECK(fs::file_size(tidx) == fs::file_size(SegFile(dir.sub("orig"), kTimeIndexExt)));
   }
 }
 
