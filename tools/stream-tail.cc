@@ -715,6 +715,16 @@ int Tail::Run() {
   }
 
   auto desc = Describe();
+  if (!desc.ok() && desc.status().is(Status::Code::kNotFound) && o_.follow_retry) {
+    // -F, like tail -F on a file that is not there yet: wait for the stream.
+    std::fprintf(stderr, "%s: stream '%s' does not exist yet; retrying every second\n", kTool, o_.stream.c_str());
+    while (!desc.ok() && desc.status().is(Status::Code::kNotFound)) {
+      pollfd p{g_signal_pipe[0], POLLIN, 0};
+      if (SignalPending() || (::poll(&p, 1, 1000) > 0 && SignalPending())) return 0;
+      desc = Describe();
+    }
+    if (desc.ok()) std::fprintf(stderr, "%s: stream '%s' has appeared; following it\n", kTool, o_.stream.c_str());
+  }
   if (!desc.ok()) {
     if (desc.status().is(Status::Code::kNotFound))
       return tools::FailMsg(kTool, tools::kExitNotFound, fmt::format("stream '{}' does not exist", o_.stream));

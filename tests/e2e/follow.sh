@@ -69,6 +69,17 @@ start_server
 seq 3000 3004 | stream-put late
 wait_lines "$T/f5" 5
 kill "$F5"; wait "$F5" || fail "-F exit status after SIGTERM: $?"
+# ...and for a stream that does not exist yet.
+stream-tail -F newcomer -n +1 >"$T/f6" 2>"$T/f6.err" &
+F6=$!
+sleep 0.3
+kill -0 "$F6" || fail "-F gave up on a missing stream: $(cat "$T/f6.err")"
+grep -q "does not exist yet" "$T/f6.err" || fail "-F on a missing stream: $(cat "$T/f6.err")"
+seq 1 3 | stream-put newcomer --create-shards 2
+wait_lines "$T/f6" 3
+grep -q "has appeared" "$T/f6.err" || fail "-F did not say the stream appeared"
+kill "$F6"; wait "$F6" || fail "-F exit status after SIGTERM: $?"
+expect_rc 4 stream-tail -f newcomer2   # -f (without F) on a missing stream: exit 4 at once
 
 # Under --fsync always a follower is answered after each fdatasync (the sync thread),
 # and it keeps following past its fetch's 1 s deadline (the fetch that stays parked
