@@ -70,6 +70,16 @@ uint64_t CountRecords(Log& log) {
   return n;
 }
 
+// A read from `off` returns the record at `off` first.
+void CheckReadStartsAt(Log& log, uint64_t off) {
+  Bytes buf;
+  REQUIRE(log.Read(off, 64, &buf).ok());
+  RecordCursor c(buf, off);
+  Record r;
+  REQUIRE(c.Next(&r));
+  CHECK(r.offset == off);
+}
+
 }  // namespace
 
 TEST_CASE("a last batch truncated at every byte offset is cut; appends continue at the right offset") {
@@ -178,14 +188,7 @@ TEST_CASE("a missing or damaged index is rebuilt from the log") {
     CHECK(rep.indexes_rebuilt == 1);
     CHECK(rep.truncated_bytes == 0);
     CHECK((*log)->end_offset() == 120);
-    for (uint64_t off = 0; off < 120; off += 7) {
-      Bytes buf;
-      REQUIRE((*log)->Read(off, 64, &buf).ok());
-      RecordCursor c(buf, off);
-      Record r;
-      REQUIRE(c.Next(&r));
-      CHECK(r.offset == off);
-    }
+    for (uint64_t off = 0; off < 120; off += 7) CheckReadStartsAt(**log, off);
     CHECK(CountRecords(**log) == 120);
     REQUIRE((*log)->Close().ok());
     CHECK(fs::file_size(idx) == fs::file_size(SegFile(dir.sub("orig"), kIndexExt)));
@@ -214,14 +217,7 @@ TEST_CASE("an index entry that names the wrong batch does not make a read start 
   std::ofstream(idx, std::ios::trunc | std::ios::binary) << bytes;
   auto log = Log::Open(TestIo(), dir.sub("s"), Opts());
   REQUIRE(log.ok());
-  for (uint64_t off = lie; off < rel1; off++) {
-    Bytes buf;
-    REQUIRE((*log)->Read(off, 64, &buf).ok());
-    RecordCursor c(buf, off);
-    Record r;
-    REQUIRE(c.Next(&r));
-    CHECK(r.offset == off);
-  }
+  for (uint64_t off = lie; off < rel1; off++) CheckReadStartsAt(**log, off);
   CHECK(CountRecords(**log) == 120);
 }
 
