@@ -43,12 +43,17 @@ void OnSignal(int) {
   ssize_t n = ::write(g_signal_pipe[1], &c, 1);
   (void)n;
 }
+// -F's retry pause: waits a second; false when SIGINT/SIGTERM came first.
+bool PauseUnlessSignalled() {
+  pollfd p{g_signal_pipe[0], POLLIN, 0};
+  return !(SignalPending() || (::poll(&p, 1, 1000) > 0 && SignalPending()));
+}
+
 // -F: connects once a server answers, trying every second; nullptr when a signal
 // (SIGINT/SIGTERM) comes first.
 std::unique_ptr<client::Client> WaitForServer(const client::ConnectOptions& co) {
   for (;;) {
-    pollfd p{g_signal_pipe[0], POLLIN, 0};
-    if (SignalPending() || (::poll(&p, 1, 1000) > 0 && SignalPending())) return nullptr;
+    if (!PauseUnlessSignalled()) return nullptr;
     auto c = client::Client::Connect(co);
     if (c.ok()) return std::move(*c);
   }
@@ -719,8 +724,7 @@ int Tail::Run() {
     // -F, like tail -F on a file that is not there yet: wait for the stream.
     std::fprintf(stderr, "%s: stream '%s' does not exist yet; retrying every second\n", kTool, o_.stream.c_str());
     while (!desc.ok() && desc.status().is(Status::Code::kNotFound)) {
-      pollfd p{g_signal_pipe[0], POLLIN, 0};
-      if (SignalPending() || (::poll(&p, 1, 1000) > 0 && SignalPending())) return 0;
+      if (!PauseUnlessSignalled()) return 0;
       desc = Describe();
     }
     if (desc.ok()) std::fprintf(stderr, "%s: stream '%s' has appeared; following it\n", kTool, o_.stream.c_str());
