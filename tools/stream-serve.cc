@@ -23,11 +23,12 @@ int main(int argc, char** argv) {
   tools::UseBatchScheduling(tool);
   CLI::App app{"stream-serve: the streamkit server. Owns one data dir and serves its streams on a Unix socket."};
   server::ServerOptions opts;
-  std::string mode = "0600", fsync = "interval=200", faults;
+  std::string mode = "0600", fsync = "interval=200", faults, segment_bytes = "128MiB";
   app.add_option("--socket", opts.socket_path, "Socket to listen on (default: $STREAMKIT_SOCKET, $XDG_RUNTIME_DIR/streamkit/serve.sock, /tmp/streamkit-$UID/serve.sock)");
   app.add_option("--data", opts.data_dir, "Data dir (default: $STREAMKIT_DATA, $XDG_DATA_HOME/streamkit, ~/.local/share/streamkit)");
   app.add_option("--socket-mode", mode, "Permissions of the socket, octal (default 0600: only this user)");
   app.add_option("--fsync", fsync, "Durability: always | interval=MS | never (default interval=200)");
+  app.add_option("--segment-bytes", segment_bytes, "Start a new segment file of a shard at this size (default 128MiB; 64KiB to 4080MiB)");
   app.add_option("--inject-faults", faults, "Test clients' retries: throttle=RATE,fail=RATE,latency=MS");
   app.add_flag("-v,--verbose", opts.verbose, "Log stream changes and retention");
   tools::AddVersionFlag(app, tool);
@@ -41,6 +42,11 @@ int main(int argc, char** argv) {
   auto d = log::Durability::Parse(fsync);
   if (!d.ok()) return tools::FailMsg(tool, tools::kExitUsage, d.status().message());
   opts.durability = *d;
+  auto seg = ParseSize(segment_bytes);
+  if (!seg.ok() || *seg < (64u << 10) || *seg > (4080ull << 20))
+    return tools::FailMsg(tool, tools::kExitUsage,
+                          fmt::format("--segment-bytes '{}': expected a size from 64KiB to 4080MiB, like 128MiB", segment_bytes));
+  opts.segment_bytes = *seg;
   char* end = nullptr;
   opts.socket_mode = unsigned(std::strtoul(mode.c_str(), &end, 8));
   if (mode.empty() || *end != '\0' || opts.socket_mode > 0777)

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "log/names.h"
+#include "util/coding.h"
+#include "util/crc32c.h"
 
 namespace streamkit::log {
 namespace {
@@ -87,11 +89,15 @@ Status Log::Load(RecoveryReport* report) {
       (void)io_->Remove(dir_ + "/" + n);  // an atomic write that did not finish
   }
   std::sort(bases.begin(), bases.end());
+  recovery_point_ = ReadRecoveryPoint();
   for (size_t i = 0; i < bases.size(); i++) {
     // Sealed segments are synced after the roll, off the append path, so after a
-    // power cut any of them may have a torn tail: every segment's tail is checked.
+    // power cut one may have a torn tail: every segment's tail is checked. A sealed
+    // segment that ends at or below the recovery point was synced: a bad batch there
+    // is damage, kept and reported, not a tear to cut.
+    uint64_t synced_end = i + 1 < bases.size() && bases[i + 1] <= recovery_point_ ? bases[i + 1] : 0;
     SK_ASSIGN_OR_RETURN(auto seg, Segment::Open(*io_, dir_, bases[i], opts_.index_interval_bytes,
-                                                /*active=*/true, report));
+                                                synced_end, report));
     if (!segments_.empty() && segments_.rbegin()->second->next_offset() != bases[i]) {
       // The previous segment lost its tail: what follows it cannot be trusted.
       seg.reset();
@@ -118,6 +124,9 @@ Status Log::Load(RecoveryReport* report) {
   active_ = segments_.rbegin()->second;
   end_ = active_->next_offset();
   synced_ = end_.load();
+  // Recovery cut the log below the recovery point: the offsets past the new end will
+  // be written again, unsynced, and must not count as synced at the next open.
+  if (recovery_point_ > end_offset()) SK_TRY(WriteRecoveryPoint(end_offset()));
   last_append_ms_ = INT64_MIN;
   for (auto& [b, s] : segments_) last_append_ms_ = std::max(last_append_ms_, s->last_append_time_ms());
   return LoadProducerState(report);
@@ -149,7 +158,17 @@ Status Log::LoadProducerState(RecoveryReport* report) {
   uint64_t off = replay_from;
   while (off < end_offset()) {
     buf.clear();
-    SK_ASSIGN_OR_RETURN(ReadResult r, Read(off, 1u << 20, &buf));
+    auto rr = Read(off, 1u << 20, &buf);
+    if (!rr.ok() && rr.status().is(Status::Code::kCorruption)) {
+      // A segment kept with damage (FORMAT.md §5): go on with the next one. Retries of
+      // batches stored past the damage are then not recognised as duplicates.
+      std::lock_guard<std::mutex> g(mu_);
+      auto next = segments_.upper_bound(off);
+      off = next == segments_.end() ? end_offset() : next->first;
+      continue;
+    }
+    SK_TRY(rr.status());
+    ReadResult r = *rr;
     for (size_t at = 0; at < buf.size();) {
       BatchHeader h = DecodeHeader(buf.data() + at);
       if (h.next_offset() > off) {
@@ -160,6 +179,30 @@ Status Log::LoadProducerState(RecoveryReport* report) {
     }
     off = r.next_offset;
   }
+  return Status::OK();
+}
+
+// The recovery point file (FORMAT.md §1): u32 CRC-32C of bytes [4, 13), u8 version 1,
+// u64 offset. Missing or damaged: 0 (nothing is known to be synced; recovery may cut
+// any segment's tail, as before the file existed).
+constexpr size_t kRecoveryPointBytes = 13;
+
+uint64_t Log::ReadRecoveryPoint() {
+  auto text = io::ReadSmallFile(*io_, dir_ + "/" + std::string(kRecoveryPointFile), 64);
+  if (!text.ok()) return 0;
+  const auto* p = reinterpret_cast<const uint8_t*>(text->data());
+  if (text->size() != kRecoveryPointBytes || p[4] != 1 || DecodeFixed32(p) != crc32c::Value(p + 4, 9))
+    return 0;
+  return DecodeFixed64(p + 5);
+}
+
+Status Log::WriteRecoveryPoint(uint64_t offset) {
+  uint8_t b[kRecoveryPointBytes];
+  b[4] = 1;
+  EncodeFixed64(b + 5, offset);
+  EncodeFixed32(b, crc32c::Value(b + 4, 9));
+  SK_TRY(io::WriteFileAtomic(*io_, dir_ + "/" + std::string(kRecoveryPointFile), b, sizeof b));
+  recovery_point_ = offset;
   return Status::OK();
 }
 
@@ -272,6 +315,10 @@ Status Log::Sync() {
     return failed_;
   }
   AdvanceSynced(target);
+  // Every segment rolled so far is synced now: recovery must not cut them (a later
+  // bad batch in one is damage, FORMAT.md §5). Best effort: without the file a
+  // sealed segment's bad tail is cut, as a torn one.
+  if (!sealed.empty()) (void)WriteRecoveryPoint(target);
   return Status::OK();
 }
 

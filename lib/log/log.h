@@ -2,8 +2,10 @@
 //
 // Appends take a batch encoded by a producer, validate it, stamp its base offset and
 // append time into the header and write it as is (no re-encoding). Reads return
-// whole batches as bytes, ready to be sent to a socket. Recovery on open scans only
-// the tail of the last segment. Retention removes whole segments, oldest first.
+// whole batches as bytes, ready to be sent to a socket. Recovery on open scans each
+// segment's tail past its last index entry; it cuts a torn tail, but keeps (and
+// reports) damage in sealed segments below the recovery point, which were synced.
+// Retention removes whole segments, oldest first.
 //
 // Durability policy (per log):
 //   always        an append is acknowledged once an fdatasync covers it; appenders
@@ -133,6 +135,10 @@ class Log {
   Log(std::shared_ptr<io::Io> io, std::string dir, LogOptions opts);
   Status Load(RecoveryReport* report);
   Status LoadProducerState(RecoveryReport* report);
+  // The recovery point (FORMAT.md §5): sealed segments that end at or below it were
+  // synced, so recovery keeps their bytes instead of cutting a bad tail.
+  uint64_t ReadRecoveryPoint();
+  Status WriteRecoveryPoint(uint64_t offset);
   Status WriteProducerSnapshotLocked();
   Status RollLocked();
   void PoisonLocked(const Status& s);
@@ -154,6 +160,7 @@ class Log {
   std::vector<std::shared_ptr<Segment>> unsynced_sealed_;  // rolled, data not yet synced
   bool dir_dirty_ = false;  // a segment file was created since the last directory sync
   std::mutex sync_exec_mu_;  // one Sync() at a time (it hands off unsynced_sealed_)
+  uint64_t recovery_point_ = 0;  // as last written (under sync_exec_mu_ after Load)
   bool closed_ = false;
   bool sealed_ = false;
   std::atomic<uint64_t> end_{0};

@@ -13,6 +13,8 @@ inline constexpr std::string_view kLogExt = ".log";
 inline constexpr std::string_view kIndexExt = ".index";
 inline constexpr std::string_view kTimeIndexExt = ".timeindex";
 inline constexpr std::string_view kProducersExt = ".producers";
+// Offset below which every segment was synced (FORMAT.md §1, §5).
+inline constexpr std::string_view kRecoveryPointFile = "recovery-point";
 
 // "00000000000000001234.log"
 std::string SegmentFileName(uint64_t base_offset, std::string_view ext);

@@ -15,6 +15,9 @@ std::string RecoveryReport::ToString() const {
   if (indexes_rebuilt > 0) s += fmt::format("{}rebuilt {} index file(s)", s.empty() ? "" : "; ", indexes_rebuilt);
   if (segments_dropped > 0)
     s += fmt::format("{}removed {} segment(s) after a cut one", s.empty() ? "" : "; ", segments_dropped);
+  if (damaged_kept > 0)
+    s += fmt::format("{}kept {} damaged synced segment(s) (reads through the damage fail): {}",
+                     s.empty() ? "" : "; ", damaged_kept, damage);
   if (s.empty()) s = "clean";
   return s;
 }
@@ -35,24 +38,22 @@ Result<std::shared_ptr<Segment>> Segment::Create(io::Io& io, const std::string& 
 
 Result<std::shared_ptr<Segment>> Segment::Open(io::Io& io, const std::string& dir,
                                                uint64_t base_offset, size_t index_interval,
-                                               bool active, RecoveryReport* report) {
+                                               uint64_t synced_end, RecoveryReport* report) {
   std::shared_ptr<Segment> s(new Segment(base_offset, index_interval));
   SK_ASSIGN_OR_RETURN(s->file_, io.Open(SegmentPath(dir, base_offset, kLogExt),
                                         io::OpenMode::kReadWrite));
-  SK_TRY(s->LoadIndexes(io, dir, active, report));
-  if (active) {
-    // Blocks reserved before a crash (a clean close gives them back) are given back
-    // at the next Seal or Close. Checked here so that a clean restart costs no
-    // truncate per shard at the next close.
-    auto alloc = s->file_->Allocated();
-    s->crash_spare_ = !alloc.ok() || *alloc > (s->size() + 4095) / 4096 * 4096 + (64u << 10);
-  }
+  SK_TRY(s->LoadIndexes(io, dir, synced_end, report));
+  // Blocks reserved before a crash (a clean close gives them back) are given back
+  // at the next Seal or Close. Checked here so that a clean restart costs no
+  // truncate per shard at the next close.
+  auto alloc = s->file_->Allocated();
+  s->crash_spare_ = !alloc.ok() || *alloc > (s->size() + 4095) / 4096 * 4096 + (64u << 10);
   return s;
 }
 
 Segment::~Segment() = default;
 
-Status Segment::LoadIndexes(io::Io& io, const std::string& dir, bool active,
+Status Segment::LoadIndexes(io::Io& io, const std::string& dir, uint64_t synced_end,
                             RecoveryReport* report) {
   SK_ASSIGN_OR_RETURN(uint64_t file_size, file_->Size());
   bool had_indexes = io.Exists(SegmentPath(dir, base_, kIndexExt)) &&
@@ -111,17 +112,37 @@ Status Segment::LoadIndexes(io::Io& io, const std::string& dir, bool active,
   size_ = start_pos;
   next_offset_ = start_off;
   bytes_since_entry_ = 0;
-  SK_TRY(ScanFrom(start_pos, start_off, active, report));
+  std::string problem;
+  bool torn = false;
+  SK_TRY(ScanFrom(start_pos, start_off, &problem, &torn, report));
   if (first_arrival_ == INT64_MIN && size() > 0) {
     uint8_t hdr[kBatchHeaderSize];
     SK_ASSIGN_OR_RETURN(size_t got, file_->ReadAt(hdr, sizeof hdr, 0));
     if (got == sizeof hdr) first_arrival_ = DecodeHeader(hdr).max_arrival_ms();
   }
   SK_ASSIGN_OR_RETURN(uint64_t now_size, file_->Size());
+  if (problem.empty() && synced_end > 0 && next_offset() != synced_end && now_size == size())
+    problem = fmt::format("the segment ends at offset {}, the next one begins at {}", next_offset(), synced_end);
+  if (!problem.empty() && synced_end > 0) {
+    // Synced data changed (or was lost) after it was written: a crash cannot tear it.
+    // Keep every byte; the segment ends where the next begins, and a read reaching the
+    // bad batch fails there, naming it (the batches before it, and the segments after
+    // this one, stay readable).
+    if (report) {
+      report->damaged_kept++;
+      if (report->damage.empty())
+        report->damage = fmt::format("{} at byte {}: {}; offsets {} to {} kept but unreadable past it",
+                                     path(), size(), problem, next_offset(), synced_end - 1);
+    }
+    size_.store(now_size, std::memory_order_release);
+    next_offset_.store(synced_end, std::memory_order_release);
+    return FlushIndexes();
+  }
+  if (!problem.empty() && report && report->problem.empty()) {
+    report->problem = fmt::format("{} at byte {}: {}", path(), size(), problem);
+    report->torn_tail = torn;
+  }
   if (now_size > size()) {
-    if (!active)
-      return Status::Corruption(fmt::format("{}: bad batch at byte {} of a sealed segment ({} bytes follow)",
-                                            path(), size(), now_size - size()));
     if (report) report->truncated_bytes += now_size - size();
     SK_TRY(file_->Truncate(size()));
     SK_TRY(file_->DataSync());
@@ -147,7 +168,8 @@ void Segment::NoteBatch(uint64_t pos, const BatchHeader& h) {
   max_arrival_.store(arrival, std::memory_order_release);
 }
 
-Status Segment::ScanFrom(uint64_t pos, uint64_t offset, bool full, RecoveryReport* report) {
+Status Segment::ScanFrom(uint64_t pos, uint64_t offset, std::string* problem_out, bool* torn_out,
+                         RecoveryReport* report) {
   SK_ASSIGN_OR_RETURN(uint64_t file_size, file_->Size());
   Bytes buf;
   Bytes scratch;
@@ -171,7 +193,7 @@ Status Segment::ScanFrom(uint64_t pos, uint64_t offset, bool full, RecoveryRepor
         torn = true;
         problem = fmt::format("batch of {} bytes with only {} left in the file", h.batch_length,
                               file_size - pos);
-      } else if (full) {
+      } else {
         buf.resize(h.batch_length);
         SK_ASSIGN_OR_RETURN(size_t n, file_->ReadAt(buf.data(), buf.size(), pos));
         if (n != buf.size()) return Status::Corruption(fmt::format("{}: short read at {}", path(), pos));
@@ -184,11 +206,9 @@ Status Segment::ScanFrom(uint64_t pos, uint64_t offset, bool full, RecoveryRepor
       }
     }
     if (!problem.empty()) {
-      if (report && report->problem.empty()) {
-        report->problem = fmt::format("{} at byte {}: {}", path(), pos, problem);
-        report->torn_tail = torn;
-      }
-      break;  // the caller cuts the file at `pos`
+      *problem_out = std::move(problem);
+      *torn_out = torn;
+      break;  // the caller acts on it at `pos` (= size())
     }
     NoteBatch(pos, h);
     pos += h.batch_length;
@@ -294,7 +314,9 @@ Result<uint64_t> Segment::FindPosition(uint64_t offset) {
     if (h.next_offset() > offset) return pos;
     pos += h.batch_length;
   }
-  return Status::NotFound(fmt::format("{}: offset {} not in segment", path(), offset));
+  // Only a segment kept with damage or missing data (recovery, FORMAT.md §5) ends
+  // before the offsets the log says it holds.
+  return Status::Corruption(fmt::format("{}: offset {} is missing: the file ends at byte {}", path(), offset, end));
 }
 
 Result<uint64_t> Segment::FindOffsetForTime(int64_t ts) {
@@ -362,6 +384,10 @@ Result<uint64_t> Segment::ReadBatches(uint64_t pos, size_t max_bytes, uint64_t o
     }
     used += h.batch_length;
     next = h.next_offset();
+  }
+  if (used == 0 && want < kBatchHeaderSize) {
+    out->resize(at);
+    return Status::Corruption(fmt::format("{}: batch at byte {}: only {} bytes left in the file", path(), pos, want));
   }
   out->resize(at + used);
   if (used == 0) return Status::NotFound(fmt::format("{}: no batch below offset {} at byte {}", path(), offset_limit, pos));

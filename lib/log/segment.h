@@ -3,7 +3,8 @@
 // The log appends to its last (active) segment only; older segments are sealed and
 // immutable until retention removes them. Recovery on open scans only the tail past
 // the last index entry: it validates each batch there (header and body CRC) and cuts
-// the file at the first incomplete or damaged batch.
+// the file at the first incomplete or damaged batch, unless the segment is sealed and
+// known to be synced (the log's recovery point): then the damage is kept and reported.
 //
 // Thread safety: one writer (Append, Seal, Sync: serialised by the Log) and any
 // number of concurrent readers (Find*, Read). Readers see only whole batches: the
@@ -32,8 +33,14 @@ struct RecoveryReport {
   uint64_t scanned_bytes = 0;    // bytes read to validate the tail
   int producer_batches_replayed = 0;
   int segments_dropped = 0;      // segments after a cut one, removed
+  // Sealed segments below the recovery point (synced) with a bad batch in the tail
+  // that was scanned: kept as they are, reads through the bad batch fail (FORMAT.md §5).
+  int damaged_kept = 0;
+  std::string damage;            // what the first kept damage was (empty: none)
 
-  bool clean() const { return truncated_bytes == 0 && indexes_rebuilt == 0 && segments_dropped == 0; }
+  bool clean() const {
+    return truncated_bytes == 0 && indexes_rebuilt == 0 && segments_dropped == 0 && damaged_kept == 0;
+  }
   std::string ToString() const;
 };
 
@@ -41,11 +48,14 @@ class Segment {
  public:
   static Result<std::shared_ptr<Segment>> Create(io::Io& io, const std::string& dir,
                                                  uint64_t base_offset, size_t index_interval);
-  // Opens a segment. `active`: validate the tail's CRCs and cut a bad tail (the last
-  // segment of a log); otherwise only headers are walked to find the end.
+  // Opens a segment: validates the tail past the last index entry (headers and body
+  // CRCs) and cuts it at the first bad batch. `synced_end` > 0: the segment is sealed
+  // and was synced, ending where the next segment begins (= synced_end); a bad batch
+  // is then damage to stored data, not a torn write: nothing is cut, the bytes stay
+  // and reads through the bad batch fail (FORMAT.md §5).
   static Result<std::shared_ptr<Segment>> Open(io::Io& io, const std::string& dir,
                                                uint64_t base_offset, size_t index_interval,
-                                               bool active, RecoveryReport* report);
+                                               uint64_t synced_end, RecoveryReport* report);
   ~Segment();
 
   uint64_t base_offset() const { return base_; }
@@ -93,10 +103,11 @@ class Segment {
 
  private:
   Segment(uint64_t base, size_t index_interval) : base_(base), index_interval_(index_interval) {}
-  Status LoadIndexes(io::Io& io, const std::string& dir, bool active, RecoveryReport* report);
-  // Walks batches from (pos, offset) to the end of the file, adding index entries.
-  // Stops at the first bad batch; `full` also checks body CRCs.
-  Status ScanFrom(uint64_t pos, uint64_t offset, bool full, RecoveryReport* report);
+  Status LoadIndexes(io::Io& io, const std::string& dir, uint64_t synced_end, RecoveryReport* report);
+  // Walks batches from (pos, offset) to the end of the file, checking headers and body
+  // CRCs and adding index entries. Stops at the first bad batch and describes it in
+  // *problem (empty: none), *torn telling whether it looks like a torn write.
+  Status ScanFrom(uint64_t pos, uint64_t offset, std::string* problem, bool* torn, RecoveryReport* report);
   void NoteBatch(uint64_t pos, const BatchHeader& h);  // index bookkeeping
   void ReserveAhead(uint64_t end, uint64_t limit);      // preallocate blocks beyond `end`, up to `limit`
   Status ReadHeaderAt(uint64_t pos, BatchHeader* h);   // read and check one header

@@ -243,6 +243,7 @@ Status Server::Start() {
   StoreOptions so;
   so.data_dir = opts_.data_dir;
   so.durability = opts_.durability;
+  so.segment_bytes = opts_.segment_bytes;
   store_ = std::make_unique<Store>(io_, so);
   SK_TRY(store_->Open());
   next_producer_id_ = NowMs() * 1000;

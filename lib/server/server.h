@@ -44,6 +44,7 @@ struct ServerOptions {
   std::string data_dir;
   unsigned socket_mode = 0600;
   log::Durability durability;
+  uint64_t segment_bytes = 128u << 20;  // a shard's segment rolls before passing this
   FaultSpec faults;
   bool verbose = false;
 };

@@ -76,6 +76,39 @@ expect_err "damaged data at offset 50: .*00000000000000000000.log: batch at byte
 expect_rc 0 stream-tail dm --from seq:120 --limit 3
 expect_eq "$(cut -d' ' -f1 "$T/out" | tr '\n' ' ')" "121 122 123 " "records after a damaged batch"
 
+# Damage in an old, synced segment (a flipped byte in the tail that recovery checks)
+# is reported and kept: the segments after it are not cut, their offsets are not
+# reused, and reads through the damaged batch fail with exit 1.
+stop_server
+start_server --segment-bytes 64KiB
+stream-ctl create old >/dev/null
+for i in 1 2 3 4 5 6 7 8; do seq $((i * 1000 - 999)) $((i * 1000)) | sed "s/\$/ $pad/" | stream-put old --batch-size 8KiB; done
+stop_server
+segs=("$T"/data/streams/old/shard-000000000000/*.log)
+[ "${#segs[@]}" -ge 4 ] || fail "expected several segments, got ${#segs[@]}"
+python3 - "${segs[0]}" <<'PY2'
+import struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+pos = last = 0
+while pos < len(b):
+    last, pos = pos, pos + struct.unpack_from('<I', b, pos)[0]
+b[last + 100] ^= 0x5a   # a record byte of the segment's last batch
+open(sys.argv[1], 'wb').write(b)
+PY2
+start_server
+grep -q "kept 1 damaged synced segment" "$T/serve.log" || { cat "$T/serve.log" >&2; fail "no report of the kept damage"; }
+expect_eq "$(ls "$T"/data/streams/old/shard-000000000000/*.log | wc -l)" "${#segs[@]}" "segments after the damaged one kept"
+second=$(basename "${segs[1]}" .log); second=$((10#$second))
+expect_rc 0 stream-tail old --from seq:$second --limit 1
+expect_eq "$(cut -d' ' -f1 "$T/out")" $((second + 1)) "first record of the next segment"
+expect_eq "$(stream-tail old -n 1 | cut -d' ' -f1)" 8000 "last record"
+expect_rc 1 stream-tail old -n +1
+lines=$(wc -l <"$T/out")
+[ "$lines" -gt 0 ] && [ "$lines" -lt "$second" ] || fail "$lines records read before the damaged batch (at most $second)"
+expect_err "damaged"
+seq 8001 8003 | stream-put old
+expect_eq "$(stream-tail old -n 4 | cut -d' ' -f1 | tr '\n' ' ')" "8000 8001 8002 8003 " "appends after the kept damage"
+
 # The server keeps serving after everything above.
 seq 3 | stream-put keep --key-fixed again
 expect_eq "$(stream-tail keep -n 3 | tr '\n' ' ')" "1 2 3 " "still serving"

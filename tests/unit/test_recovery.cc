@@ -8,6 +8,8 @@
 #include "log/log.h"
 #include "log/names.h"
 #include "test_helpers.h"
+#include "util/coding.h"
+#include "util/crc32c.h"
 
 using namespace streamkit;
 using namespace streamkit::log;
@@ -254,6 +256,9 @@ TEST_CASE("a sealed segment cut by a crash keeps its whole batches and drops the
   std::sort(bases.begin(), bases.end());
   std::string second = dir.sub("s/" + SegmentFileName(bases[1], kLogExt));
   fs::resize_file(second, fs::file_size(second) - 10);
+  // The power cut came before the sync that covers the rolled segments, so the
+  // recovery point does not cover them (the close above wrote it).
+  fs::remove(dir.sub("s/recovery-point"));
   RecoveryReport rep;
   auto log = Log::Open(TestIo(), dir.sub("s"), o, &rep);
   REQUIRE(log.ok());
@@ -268,4 +273,124 @@ TEST_CASE("a sealed segment cut by a crash keeps its whole batches and drops the
   REQUIRE(r.ok());
   CHECK(CountRecords(**log) == (*log)->end_offset());
   CHECK(!fs::exists(dir.sub("s/" + SegmentFileName(bases.back(), kLogExt))));
+}
+
+namespace {
+
+// A log of 40 batches of 3 records in segments of at most 1 KiB, closed cleanly (so
+// its recovery point covers every sealed segment). Returns the segments' base offsets.
+std::vector<uint64_t> BuildSegmentedLog(const std::string& dir, const LogOptions& o) {
+  auto log = Log::Open(TestIo(), dir, o);
+  REQUIRE(log.ok());
+  for (int i = 0; i < 40; i++) {
+    Bytes b = MakeBatch(3, i * 3);
+    REQUIRE((*log)->Append(b).ok());
+  }
+  REQUIRE((*log)->segment_count() >= 4);
+  REQUIRE((*log)->Close().ok());
+  std::vector<uint64_t> bases;
+  for (auto& e : fs::directory_iterator(dir))
+    if (auto b = ParseSegmentFileName(e.path().filename().string(), kLogExt)) bases.push_back(*b);
+  std::sort(bases.begin(), bases.end());
+  return bases;
+}
+
+// Position of the last batch of a segment file (whose batches hold 3 records each).
+uint64_t LastBatchPos(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::vector<uint8_t> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  uint64_t pos = 0, last = 0;
+  while (pos + kBatchHeaderSize <= b.size()) {
+    last = pos;
+    pos += DecodeFixed32(b.data() + pos);  // batch_length (FORMAT.md §2.1)
+  }
+  return last;
+}
+
+uint64_t RecoveryPointOnDisk(const std::string& dir) {
+  std::ifstream f(dir + "/recovery-point", std::ios::binary);
+  std::vector<uint8_t> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  REQUIRE(b.size() == 13);
+  CHECK(DecodeFixed32(b.data()) == crc32c::Value(b.data() + 4, 9));
+  CHECK(b[4] == 1);
+  return DecodeFixed64(b.data() + 5);
+}
+
+}  // namespace
+
+TEST_CASE("damage in a synced sealed segment is kept and reported, not cut with the segments after it") {
+  TempDir dir;
+  LogOptions o = Opts();
+  o.segment_bytes = 1024;
+  auto bases = BuildSegmentedLog(dir.sub("orig"), o);
+  CHECK(RecoveryPointOnDisk(dir.sub("orig")) == 120);
+  std::string name = SegmentFileName(bases[1], kLogExt);
+  uint64_t last = LastBatchPos(dir.sub("orig/" + name));
+  // A flipped byte in the last batch's body (which a crash can tear: the classic
+  // "torn tail" look), or in its header.
+  for (uint64_t at : {last + 80, last + 20}) {
+    CAPTURE(at);
+    Copy(dir.sub("orig"), dir.sub("t"));
+    std::string seg = dir.sub("t/" + name);
+    uint64_t size = fs::file_size(seg);
+    {
+      std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekg(std::streamoff(at));
+      char c = char(f.get());
+      f.seekp(std::streamoff(at));
+      f.put(char(c ^ 0x5a));
+    }
+    RecoveryReport rep;
+    auto log = Log::Open(TestIo(), dir.sub("t"), o, &rep);
+    REQUIRE(log.ok());
+    CHECK(rep.damaged_kept == 1);
+    CHECK(rep.segments_dropped == 0);
+    CHECK(rep.truncated_bytes == 0);
+    CHECK(!rep.clean());
+    CHECK(rep.damage.find(name) != std::string::npos);
+    CHECK(rep.ToString().find("kept 1 damaged synced segment") != std::string::npos);
+    CHECK(fs::file_size(seg) == size);
+    CHECK((*log)->segment_count() == bases.size());
+    CHECK((*log)->end_offset() == 120);
+    // The records before the damaged batch, and every later segment, read back.
+    CheckReadStartsAt(**log, bases[1]);
+    for (uint64_t off = bases[2]; off < 120; off += 3) CheckReadStartsAt(**log, off);
+    // Through the damaged batch: a header fails the read, a body fails the CRC check.
+    uint64_t bad = bases[2] - 3;
+    Bytes buf;
+    auto r = (*log)->Read(bad, 1 << 16, &buf);
+    if (r.ok()) {
+      RecordCursor c(buf, bad);
+      Record rec;
+      CHECK(!c.Next(&rec));
+      CHECK(c.status().is(Status::Code::kCorruption));
+    } else {
+      CHECK(r.status().is(Status::Code::kCorruption));
+      CHECK(r.status().message().find(name) != std::string::npos);
+    }
+    Bytes b = MakeBatch(3, 120);
+    CHECK((*log)->Append(b).ok());
+    CHECK((*log)->Close().ok());
+    // And so again at the next open: the recovery point still covers it.
+    RecoveryReport rep2;
+    REQUIRE(Log::Open(TestIo(), dir.sub("t"), o, &rep2).ok());
+    CHECK(rep2.damaged_kept == 1);
+    CHECK(rep2.truncated_bytes == 0);
+  }
+}
+
+TEST_CASE("a recovery that cuts below the recovery point lowers it") {
+  TempDir dir;
+  LogOptions o = Opts();
+  o.segment_bytes = 1024;
+  auto bases = BuildSegmentedLog(dir.sub("s"), o);
+  // The active segment's tail is torn (as if data past the last sync were lost).
+  std::string active = dir.sub("s/" + SegmentFileName(bases.back(), kLogExt));
+  fs::resize_file(active, fs::file_size(active) - 10);
+  RecoveryReport rep;
+  auto log = Log::Open(TestIo(), dir.sub("s"), o, &rep);
+  REQUIRE(log.ok());
+  CHECK(rep.truncated_bytes > 0);
+  CHECK((*log)->end_offset() == 117);
+  CHECK(RecoveryPointOnDisk(dir.sub("s")) == 117);
 }
