@@ -723,8 +723,13 @@ Result<std::vector<proto::GroupAssignment>> Store::GroupHeartbeat(Stream& s, con
   GroupState* g = LoadGroupLocked(s, group, true);
   int64_t now = NowMs();
   bool changed = false;
+  auto release_all = [&](const std::string& id) {
+    for (auto h = g->holders.begin(); h != g->holders.end();)
+      h = h->second == id ? g->holders.erase(h) : std::next(h);
+  };
   for (auto it = g->members.begin(); it != g->members.end();) {
     if (it->second.deadline_ms < now && it->first != member) {
+      release_all(it->first);
       it = g->members.erase(it);
       changed = true;
     } else {
@@ -733,6 +738,7 @@ Result<std::vector<proto::GroupAssignment>> Store::GroupHeartbeat(Stream& s, con
   }
   if (leaving) {
     changed |= g->members.erase(member) > 0;
+    release_all(member);
   } else {
     auto [it, inserted] = g->members.try_emplace(member);
     changed |= inserted;
@@ -751,7 +757,16 @@ Result<std::vector<proto::GroupAssignment>> Store::GroupHeartbeat(Stream& s, con
   *generation = g->generation;
   std::vector<proto::GroupAssignment> out;
   if (leaving) return out;
-  for (uint32_t sh : g->members[member].shards) {
+  // This member committed what it printed before asking (stream-tail, firehose): the
+  // shards it held and no longer owns are free now. Of its own, it gets those that no
+  // other member still holds; the rest come at a later heartbeat, once released.
+  const auto& mine = g->members[member].shards;
+  for (auto h = g->holders.begin(); h != g->holders.end();)
+    h = h->second == member && std::find(mine.begin(), mine.end(), h->first) == mine.end()
+            ? g->holders.erase(h) : std::next(h);
+  for (uint32_t sh : mine) {
+    auto [h, free] = g->holders.try_emplace(sh, member);
+    if (!free && h->second != member) continue;
     auto ck = g->checkpoints.find(sh);
     out.push_back({sh, ck == g->checkpoints.end() ? UINT64_MAX : ck->second});
   }
@@ -764,9 +779,10 @@ Status Store::GroupCommit(Stream& s, const std::string& group, const std::string
   std::lock_guard<std::mutex> lk(s.mu);
   GroupState* g = LoadGroupLocked(s, group, false);
   if (g == nullptr) return Status::NotFound(fmt::format("group '{}' does not exist", group));
-  auto m = g->members.find(member);
-  if (m == g->members.end() ||
-      std::find(m->second.shards.begin(), m->second.shards.end(), shard) == m->second.shards.end())
+  // The shard's holder may commit, also after a rebalance gave it to another member
+  // (until it hears so at its next heartbeat): what it printed is then not read again.
+  auto h = g->holders.find(shard);
+  if (h == g->holders.end() || h->second != member || !g->members.count(member))
     return Status::Fenced(fmt::format("member '{}' does not own {} in group '{}'", member,
                                       proto::ShardIdName(shard), group));
   g->checkpoints[shard] = offset;
@@ -786,8 +802,13 @@ std::vector<proto::GroupInfo> Store::GroupList(Stream& s) {
   for (auto& [name, g] : s.groups) {
     proto::GroupInfo gi;
     gi.name = name;
-    for (auto& [id, mem] : g->members)
-      if (mem.deadline_ms >= now) gi.members.push_back({id, mem.shards, mem.last_heartbeat_ms});
+    for (auto& [id, mem] : g->members) {
+      if (mem.deadline_ms < now) continue;
+      std::vector<uint32_t> held;  // what it reads now (a moved shard until it lets go)
+      for (auto& [sh, holder] : g->holders)
+        if (holder == id) held.push_back(sh);
+      gi.members.push_back({id, held, mem.last_heartbeat_ms});
+    }
     for (auto& [sh, off] : g->checkpoints) gi.checkpoints.push_back({sh, off});
     out.push_back(std::move(gi));
   }
@@ -804,6 +825,7 @@ Status Store::GroupReset(Stream& s, const std::string& group, const std::string&
       return Status::Busy(fmt::format("group '{}' has live member '{}'; stop its consumers first",
                                       group, id));
   g->members.clear();
+  g->holders.clear();
   std::map<uint32_t, uint64_t> ck;
   if (target == "trim-horizon") {
     for (auto& [i, sh] : s.shards) ck[i] = sh->log->start_offset();

@@ -128,10 +128,15 @@ struct GroupState {
   struct Member {
     int64_t deadline_ms = 0;
     int64_t last_heartbeat_ms = 0;
-    std::vector<uint32_t> shards;
+    std::vector<uint32_t> shards;  // assigned by the last rebalance
   };
   std::string name;
   std::map<std::string, Member> members;
+  // Who reads each shard now: the member whose last heartbeat answer listed it. A
+  // shard a rebalance moves stays with its holder until that member's next heartbeat
+  // (it checkpoints what it printed before asking) or until it is dropped; only then
+  // is it handed to the new owner, from that checkpoint (PROTOCOL.md §10).
+  std::map<uint32_t, std::string> holders;
   std::map<uint32_t, uint64_t> checkpoints;  // shard -> next offset to read
   uint32_t generation = 0;
 };

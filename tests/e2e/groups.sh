@@ -55,6 +55,25 @@ expect_eq "$(wc -l <"$T/out")" 0 "second drain run"
 stream-ctl groups jobs >"$T/groups.txt"
 grep -q "group workers" "$T/groups.txt" || fail "groups listing"
 
+# Members started together on a stream with a backlog: the first to join holds every
+# shard and reads fast; a shard a rebalance moves to a later member stays with its
+# holder until that one has checkpointed and let go, so no record is printed twice.
+stream-ctl create backlog --shards 4 >/dev/null
+seq 1 20000 | sed 's/^/b-/' | stream-put backlog
+pids=()
+for m in b1 b2 b3; do
+  stream-tail backlog -f --group g --member "$m" >"$T/$m.bout" 2>"$T/$m.berr" &
+  pids+=($!)
+done
+for _ in $(seq 200); do [ "$(cat "$T"/b?.bout | wc -l)" -ge 20000 ] && break; sleep 0.05; done
+sleep 2.5   # a second owner of a moved shard would print it again by now
+seq 20001 23000 | sed 's/^/b-/' | stream-put backlog
+for _ in $(seq 200); do [ "$(cat "$T"/b?.bout | wc -l)" -ge 23000 ] && break; sleep 0.05; done
+sleep 0.5
+kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
+expect_eq "$(cat "$T"/b?.bout | wc -l)" 23000 "records printed by members started on a backlog"
+expect_eq "$(cat "$T"/b?.bout | sort -u | wc -l)" 23000 "distinct records printed by members started on a backlog"
+
 # groups --json: a shard read to its end has its last record as checkpoint; after a
 # reset to the start, the checkpoint is null (nothing read) yet the shard is checkpointed.
 ckjson() { stream-ctl groups jobs --json | python3 -c 'import json,sys
