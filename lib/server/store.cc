@@ -818,14 +818,14 @@ std::vector<proto::GroupInfo> Store::GroupList(Stream& s) {
 Status Store::GroupReset(Stream& s, const std::string& group, const std::string& target) {
   if (!proto::ValidName(group)) return Status::InvalidArgument(fmt::format("invalid group name '{}'", group));
   std::lock_guard<std::mutex> lk(s.mu);
-  GroupState* g = LoadGroupLocked(s, group, true);
+  // Nothing changes (not even a new group is made) unless the reset is valid.
+  GroupState* g = LoadGroupLocked(s, group, false);
   int64_t now = NowMs();
-  for (auto& [id, mem] : g->members)
-    if (mem.deadline_ms >= now)
-      return Status::Busy(fmt::format("group '{}' has live member '{}'; stop its consumers first",
-                                      group, id));
-  g->members.clear();
-  g->holders.clear();
+  if (g)
+    for (auto& [id, mem] : g->members)
+      if (mem.deadline_ms >= now)
+        return Status::Busy(fmt::format("group '{}' has live member '{}'; stop its consumers first",
+                                        group, id));
   std::map<uint32_t, uint64_t> ck;
   if (target == "trim-horizon") {
     for (auto& [i, sh] : s.shards) ck[i] = sh->log->start_offset();
@@ -841,14 +841,25 @@ Status Store::GroupReset(Stream& s, const std::string& group, const std::string&
     auto seq = ParseU128(target.substr(4));
     if (!seq) return Status::InvalidArgument(fmt::format("'{}' is not a sequence number", target.substr(4)));
     uint32_t shard = proto::SequenceShard(*seq);
-    if (!s.shards.count(shard))
+    auto sh = s.shards.find(shard);
+    if (sh == s.shards.end())
       return Status::InvalidArgument(fmt::format("sequence number {} names no shard of this stream", target.substr(4)));
-    ck = g->checkpoints;
-    ck[shard] = proto::SequenceOffset(*seq);
+    uint64_t off = proto::SequenceOffset(*seq), end = sh->second->log->end_offset();
+    // The group reads from S on: S may be the next record to come (the shard's end),
+    // not one past it, which would skip records not yet written.
+    if (off > end)
+      return Status::InvalidArgument(fmt::format(
+          "sequence number {} is past the end of {} (the next record there will be {})", target.substr(4),
+          proto::ShardIdName(shard), U128ToString(proto::SequenceNumber(shard, end))));
+    if (g) ck = g->checkpoints;
+    ck[shard] = off;
   } else {
     return Status::InvalidArgument(
         fmt::format("reset target '{}': use trim-horizon, latest, time:T or seq:S", target));
   }
+  if (!g) g = LoadGroupLocked(s, group, true);
+  g->members.clear();
+  g->holders.clear();
   g->checkpoints = ck;
   g->generation++;
   return SaveGroupLocked(s, *g);

@@ -113,4 +113,15 @@ seq 1 10 | stream-put lim
 expect_eq "$(stream-tail lim --group lg --limit 3 | tr '\n' ' ')" "1 2 3 " "group --limit, first run"
 expect_eq "$(stream-tail lim --group lg --limit 3 | tr '\n' ' ')" "4 5 6 " "group --limit, second run"
 expect_eq "$(stream-tail lim --group lg | tr '\n' ' ')" "7 8 9 10 " "group drain after --limit"
+# group-reset --to seq:S: S may be the next record of its shard, not past it; a refused
+# reset changes nothing, and does not create the group.
+expect_rc 0 stream-ctl group-reset lim lg --to seq:10
+expect_rc 3 stream-ctl group-reset lim lg --to seq:11
+expect_err "past the end of shardId-000000000000 (the next record there will be 10)"
+seq 11 12 | stream-put lim
+expect_eq "$(stream-tail lim --group lg | tr '\n' ' ')" "11 12 " "group after a refused reset"
+for bad in seq:abc seq:99999999999999999999999 time:garbage bogus; do
+  expect_rc 3 stream-ctl group-reset lim nogroup --to "$bad"
+done
+stream-ctl groups lim --json | grep -q nogroup && fail "a refused group-reset created the group"
 echo "groups: ok"
