@@ -197,7 +197,7 @@ int main(int argc, char** argv) {
   }
   if (!list->parsed() && !proto::ValidName(name))
     return tools::FailMsg(kTool, tools::kExitBadInput,
-                          fmt::format("invalid stream name '{}': use 1-128 characters of A-Z a-z 0-9 _ . -", name));
+                          proto::InvalidNameMessage("stream", name));
 
   auto conn = client::Client::Connect(copts);
   if (!conn.ok()) return tools::Fail(kTool, conn.status());
@@ -303,7 +303,7 @@ int main(int argc, char** argv) {
   }
   if (reset->parsed()) {
     if (!proto::ValidName(group))
-      return tools::FailMsg(kTool, tools::kExitBadInput, fmt::format("invalid group name '{}'", group));
+      return tools::FailMsg(kTool, tools::kExitBadInput, proto::InvalidNameMessage("group", group));
     auto r = c.CallOk(Type::kGroupReset, [&](Writer& w) { w.str(name).str(group).str(to); });
     if (!r.ok()) return tools::Fail(kTool, r.status());
     std::fprintf(stderr, "group %s of stream %s reset to %s\n", group.c_str(), name.c_str(), to.c_str());

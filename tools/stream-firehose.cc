@@ -367,7 +367,7 @@ Status Firehose::Setup() {
     auto abs = std::filesystem::weakly_canonical(std::filesystem::absolute(o_.to), ec);
     o_.group = fmt::format("firehose-{:08x}", uint32_t(Fnv(abs.string())));
   }
-  if (!proto::ValidName(o_.group)) return Status::InvalidArgument(fmt::format("invalid group name '{}'", o_.group));
+  if (!proto::ValidName(o_.group)) return Status::InvalidArgument(proto::InvalidNameMessage("group", o_.group));
   if (o_.member.empty()) {
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);
@@ -1159,7 +1159,7 @@ int main(int argc, char** argv) {
   o.conn.autostart = !o.no_autostart;
   if (!proto::ValidName(o.stream))
     return tools::FailMsg(kTool, tools::kExitBadInput,
-                          fmt::format("invalid stream name '{}': use 1-128 characters of A-Z a-z 0-9 _ . -", o.stream));
+                          proto::InvalidNameMessage("stream", o.stream));
   tools::IgnoreSigpipe();
   tools::CatchStopSignals();
   auto c = client::Client::Connect(o.conn);

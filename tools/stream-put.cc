@@ -91,9 +91,14 @@ class Producer {
  public:
   Producer(Options o, client::Client& c) : o_(std::move(o)), c_(c) {}
 
+  // Runs the put; with -v the summary follows, whatever the outcome, once the
+  // stream was reached.
   int Run();
 
  private:
+  int Put();
+  void PrintSummary() const;
+  bool reached_ = false;  // the shard map was loaded
   Status LoadShardMap();
   Result<std::vector<ShardRoute>> FetchShardMap();
   Status SettleClosedShards();
@@ -384,6 +389,8 @@ Status Producer::HandleResponse(client::Response& r) {
       b->needs_resend = true;
       return Status::OK();
     }
+    case Err::kStreamNotFound:  // deleted while we write: exit 4, as for a missing stream
+      return Status::NotFound(r.message);
     default:
       return Status::IoError(fmt::format("{}: {}", proto::ErrName(r.err), r.message));
   }
@@ -449,6 +456,19 @@ Status Producer::Drain(bool all) {
 }
 
 int Producer::Run() {
+  int rc = Put();
+  if (o_.verbose && reached_) PrintSummary();
+  return rc;
+}
+
+void Producer::PrintSummary() const {
+  std::fprintf(stderr, "%s: %llu records, %llu bytes, %llu batches, %llu retries, %llu throttled, %llu map refreshes%s\n",
+               kTool, (unsigned long long)records_, (unsigned long long)bytes_, (unsigned long long)batches_,
+               (unsigned long long)retries_, (unsigned long long)throttles_, (unsigned long long)refreshes_,
+               bad_ ? fmt::format(", {} rejected input lines", bad_).c_str() : "");
+}
+
+int Producer::Put() {
   auto bsize = ParseSize(o_.batch_size);
   if (!bsize.ok() || *bsize < 1024 || *bsize > (8u << 20))
     return tools::FailMsg(kTool, tools::kExitUsage, "--batch-size must be 1KiB to 8MiB");
@@ -458,6 +478,7 @@ int Producer::Run() {
   linger_ms_ = *lg;
   Status s = LoadShardMap();
   if (!s.ok()) return tools::Fail(kTool, s);
+  reached_ = true;
   auto pid = c_.CallOk(Type::kInitProducer, [](Writer&) {});
   if (!pid.ok()) return tools::Fail(kTool, pid.status());
   auto rd = pid->body();
@@ -649,11 +670,6 @@ int Producer::Run() {
     std::fprintf(stderr, "%s: writing sequence numbers to stdout: %s\n", kTool, std::strerror(stdout_errno_));
     exit_code = tools::kExitFailure;
   }
-  if (o_.verbose)
-    std::fprintf(stderr, "%s: %llu records, %llu bytes, %llu batches, %llu retries, %llu throttled, %llu map refreshes%s\n",
-                 kTool, (unsigned long long)records_, (unsigned long long)bytes_, (unsigned long long)batches_,
-                 (unsigned long long)retries_, (unsigned long long)throttles_, (unsigned long long)refreshes_,
-                 bad_ ? fmt::format(", {} rejected input lines", bad_).c_str() : "");
   return exit_code;
 }
 
@@ -698,7 +714,7 @@ int main(int argc, char** argv) {
   o.conn.autostart = !o.no_autostart;
   if (!proto::ValidName(o.stream))
     return tools::FailMsg(kTool, tools::kExitBadInput,
-                          fmt::format("invalid stream name '{}': use 1-128 characters of A-Z a-z 0-9 _ . -", o.stream));
+                          proto::InvalidNameMessage("stream", o.stream));
   if (app.count("--key-fixed") && (o.key_fixed.empty() || o.key_fixed.size() > 256))
     return tools::FailMsg(kTool, tools::kExitUsage, "--key-fixed must be 1-256 bytes");
   if (app.count("--key") && o.key_path.empty())

@@ -256,7 +256,7 @@ int main(int argc, char** argv) {
   copts.autostart = !no_autostart;
   if (!proto::ValidName(name))
     return tools::FailMsg(kTool, tools::kExitBadInput,
-                          fmt::format("invalid stream name '{}': use 1-128 characters of A-Z a-z 0-9 _ . -", name));
+                          proto::InvalidNameMessage("stream", name));
 
   // Local checks first: nothing is sent for a request that cannot be right.
   std::vector<proto::ReshardStep> steps;

@@ -873,7 +873,7 @@ int main(int argc, char** argv) {
   if (int rc = tools::Parse(app, argc, argv, kTool); rc >= 0) return rc;
   if (app.count("--group")) {
     if (!proto::ValidName(o.group))
-      return tools::FailMsg(kTool, tools::kExitUsage, fmt::format("invalid group name '{}'", o.group));
+      return tools::FailMsg(kTool, tools::kExitUsage, proto::InvalidNameMessage("group", o.group));
     // A member reads the shards the group gives it, from the group's checkpoints.
     for (const char* f : {"-n", "--shard"})
       if (app.count(f))
@@ -887,7 +887,7 @@ int main(int argc, char** argv) {
   o.conn.autostart = !o.no_autostart;
   if (!proto::ValidName(o.stream))
     return tools::FailMsg(kTool, tools::kExitBadInput,
-                          fmt::format("invalid stream name '{}': use 1-128 characters of A-Z a-z 0-9 _ . -", o.stream));
+                          proto::InvalidNameMessage("stream", o.stream));
   tools::IgnoreSigpipe();
   if (::pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
     struct sigaction sa{};

@@ -64,6 +64,10 @@ void BeginResponse(Bytes* out, uint32_t correlation_id, Type request, Err err, s
   Writer(out).u16(uint16_t(err)).str(msg);
 }
 
+std::string InvalidNameMessage(std::string_view what, std::string_view name) {
+  return fmt::format("invalid {} name '{}': use 1-128 characters of A-Z a-z 0-9 _ . - (not dots only)", what, name);
+}
+
 bool ValidName(std::string_view name) {
   if (name.empty() || name.size() > 128) return false;
   bool only_dots = true;

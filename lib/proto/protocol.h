@@ -83,6 +83,8 @@ void BeginResponse(Bytes* out, uint32_t correlation_id, Type request, Err err, s
 
 // Valid stream (and group) names: [A-Za-z0-9_.-]{1,128}, not made of dots only.
 bool ValidName(std::string_view name);
+// "invalid stream name 'X': use 1-128 characters of A-Z a-z 0-9 _ . - (not dots only)"
+std::string InvalidNameMessage(std::string_view what, std::string_view name);
 std::string ShardIdName(uint32_t index);  // "shardId-000000000003"
 bool ParseShardId(std::string_view s, uint32_t* index);  // also accepts a bare number
 

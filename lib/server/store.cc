@@ -358,8 +358,7 @@ Result<std::shared_ptr<Stream>> Store::Create(const std::string& name, uint32_t 
                                               int64_t retention_ms, uint8_t flags,
                                               uint32_t max_record_bytes) {
   if (!proto::ValidName(name))
-    return Status::InvalidArgument(fmt::format(
-        "invalid stream name '{}': use 1-128 characters of A-Z a-z 0-9 _ . -", name));
+    return Status::InvalidArgument(proto::InvalidNameMessage("stream", name));
   if (name.rfind(kCreatingPrefix, 0) == 0 || name.rfind(kDeletedPrefix, 0) == 0)
     return Status::InvalidArgument(fmt::format("invalid stream name '{}': names starting with {} or {} are reserved",
                                                name, kCreatingPrefix, kDeletedPrefix));
@@ -718,7 +717,7 @@ Result<std::vector<proto::GroupAssignment>> Store::GroupHeartbeat(Stream& s, con
                                                                   const std::string& member,
                                                                   bool leaving, uint32_t* generation) {
   if (!proto::ValidName(group))
-    return Status::InvalidArgument(fmt::format("invalid group name '{}'", group));
+    return Status::InvalidArgument(proto::InvalidNameMessage("group", group));
   std::lock_guard<std::mutex> lk(s.mu);
   GroupState* g = LoadGroupLocked(s, group, true);
   int64_t now = NowMs();
@@ -775,7 +774,7 @@ Result<std::vector<proto::GroupAssignment>> Store::GroupHeartbeat(Stream& s, con
 
 Status Store::GroupCommit(Stream& s, const std::string& group, const std::string& member,
                           uint32_t shard, uint64_t offset) {
-  if (!proto::ValidName(group)) return Status::InvalidArgument(fmt::format("invalid group name '{}'", group));
+  if (!proto::ValidName(group)) return Status::InvalidArgument(proto::InvalidNameMessage("group", group));
   std::lock_guard<std::mutex> lk(s.mu);
   GroupState* g = LoadGroupLocked(s, group, false);
   if (g == nullptr) return Status::NotFound(fmt::format("group '{}' does not exist", group));
@@ -816,7 +815,7 @@ std::vector<proto::GroupInfo> Store::GroupList(Stream& s) {
 }
 
 Status Store::GroupReset(Stream& s, const std::string& group, const std::string& target) {
-  if (!proto::ValidName(group)) return Status::InvalidArgument(fmt::format("invalid group name '{}'", group));
+  if (!proto::ValidName(group)) return Status::InvalidArgument(proto::InvalidNameMessage("group", group));
   std::lock_guard<std::mutex> lk(s.mu);
   // Nothing changes (not even a new group is made) unless the reset is valid.
   GroupState* g = LoadGroupLocked(s, group, false);
