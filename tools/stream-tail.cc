@@ -13,7 +13,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -60,6 +62,7 @@ std::unique_ptr<client::Client> WaitForServer(const client::ConnectOptions& co) 
 }
 
 constexpr uint32_t kFetchBytes = 4u << 20;
+constexpr uint32_t kMergeFetchBytes = 256u << 10;  // per shard, when merging the last N
 constexpr uint32_t kFollowWaitMs = 1000;
 constexpr int kHeartbeatMs = 1000;
 constexpr int kCommitEveryMs = 200;
@@ -352,36 +355,110 @@ bool Tail::ParentsDone(const proto::ShardInfo& s) const {
 }
 
 Status Tail::LastN(uint64_t n, std::map<uint32_t, uint64_t>* next) {
-  // The last n records of each shard, merged by arrival time; print the last n.
-  struct Item {
-    int64_t ts;
-    uint32_t shard;
-    uint64_t offset;
-    std::string key, data;
-  };
-  std::vector<Item> items;
+  // The last n records of the stream by arrival time (ties: lower shard first),
+  // printed oldest first, in memory that does not grow with n. A shard's arrival
+  // times never go backwards, so the records chosen are a suffix of each shard:
+  // a search over time (ListOffset, answered from the time index) finds where each
+  // suffix begins, then the suffixes are merged by arrival time, one fetch per
+  // shard at a time.
+  std::map<uint32_t, uint64_t> from, end;
+  uint64_t total = 0;
   for (auto& [idx, cur] : cursors_) {
-    uint64_t end = cur.info.end_offset;
-    uint64_t off = end > cur.info.start_offset + n ? end - n : cur.info.start_offset;
-    (*next)[idx] = end;
-    while (off < end) {
-      SK_ASSIGN_OR_RETURN(auto r, c_->Call(Type::kFetch, [&](Writer& w) {
-        w.str(o_.stream).u32(idx).u64(off).u32(kFetchBytes).u32(0);
+    end[idx] = (*next)[idx] = cur.info.end_offset;
+    from[idx] = std::min(cur.info.start_offset, cur.info.end_offset);
+    total += end[idx] - from[idx];
+  }
+  if (total > n) {
+    // count(t): records at or after time t (below each shard's end as described).
+    auto count = [&](int64_t t, std::map<uint32_t, uint64_t>* at) -> Result<uint64_t> {
+      uint64_t c = 0;
+      for (auto& [idx, cur] : cursors_) {
+        Position p;
+        p.kind = Position::kTime;
+        p.time_ms = t;
+        SK_ASSIGN_OR_RETURN(uint64_t off, ResolveStart(cur.info, p));
+        off = std::clamp(off, from[idx], end[idx]);
+        (*at)[idx] = off;
+        c += end[idx] - off;
+      }
+      return c;
+    };
+    // Bracket the cutoff, lo with count >= n and hi with count < n, widening from now
+    // (the usual case, the last few records, takes a few steps), then bisect.
+    std::map<uint32_t, uint64_t> at;
+    int64_t now = NowMs(), lo = 0, hi = std::numeric_limits<int64_t>::max() / 4;
+    SK_ASSIGN_OR_RETURN(uint64_t c_now, count(now + 1, &at));
+    if (c_now < n) {
+      hi = now + 1;
+      for (int64_t step = 1000; step < now; step *= 4) {
+        SK_ASSIGN_OR_RETURN(uint64_t c, count(now - step, &at));
+        if (c >= n) {
+          lo = now - step;
+          break;
+        }
+        hi = now - step;
+      }
+    } else {
+      lo = now + 1;  // records stamped in the future (a clock set back)
+    }
+    while (hi - lo > 1) {
+      int64_t mid = lo + (hi - lo) / 2;
+      SK_ASSIGN_OR_RETURN(uint64_t c, count(mid, &at));
+      (c >= n ? lo : hi) = mid;
+    }
+    // Everything from lo + 1 on, plus the newest of the records stamped lo (from the
+    // highest shards) to make n.
+    std::map<uint32_t, uint64_t> at_lo, at_next;
+    SK_TRY(count(lo, &at_lo).status());
+    SK_ASSIGN_OR_RETURN(uint64_t after, count(lo + 1, &at_next));
+    uint64_t want = n - std::min(n, after);
+    for (auto it = cursors_.rbegin(); it != cursors_.rend(); ++it) {
+      uint32_t idx = it->first;
+      uint64_t take = std::min(want, at_next[idx] - at_lo[idx]);
+      from[idx] = at_next[idx] - take;
+      want -= take;
+    }
+  }
+
+  struct Source {
+    uint32_t shard;
+    uint64_t off;  // where the next fetch begins
+    client::Response resp;
+    std::optional<log::RecordCursor> cur;
+    log::Record rec;
+    bool has = false;
+  };
+  std::vector<Source> src;
+  for (auto& [idx, cur] : cursors_)
+    if (from[idx] < end[idx]) src.push_back(Source{idx, from[idx], {}, std::nullopt, {}, false});
+  // Moves s to its next record below its end, fetching as needed; false at the end.
+  auto advance = [&](Source& s) -> Result<bool> {
+    for (;;) {
+      if (s.cur && s.cur->Next(&s.rec)) {
+        if (s.rec.offset < from[s.shard]) continue;  // a batch begins before the suffix
+        return s.rec.offset < end[s.shard];
+      }
+      if (s.cur && !s.cur->status().ok()) return Damaged(s.shard, s.off, s.cur->status());
+      if (s.off >= end[s.shard]) return false;
+      uint32_t idx = s.shard;
+      SK_ASSIGN_OR_RETURN(s.resp, c_->Call(Type::kFetch, [&](Writer& w) {
+        w.str(o_.stream).u32(idx).u64(s.off).u32(kMergeFetchBytes).u32(0);
       }));
-      if (r.err == Err::kOffsetOutOfRange) {
-        // Retention moved the start meanwhile: ask where it is now.
+      if (s.resp.err == Err::kOffsetOutOfRange) {
+        // Retention removed these records meanwhile: go on from the new start.
         SK_ASSIGN_OR_RETURN(auto lo, c_->CallOk(Type::kListOffset, [&](Writer& w) {
           w.str(o_.stream).u32(idx).u8(uint8_t(proto::OffsetKind::kTrimHorizon)).i64(0);
         }));
         auto lr = lo.body();
         uint64_t start = 0;
         lr.u64(&start);
-        if (start <= off) return Status::Corruption("offset out of range below the start");
-        off = cur.info.start_offset = start;
+        if (start <= s.off) return Status::Corruption("offset out of range below the start");
+        s.off = from[idx] = start;
+        s.cur.reset();
         continue;
       }
-      if (!r.ok()) return client::ResponseStatus(r);
-      auto rd = r.body();
+      if (!s.resp.ok()) return client::ResponseStatus(s.resp);
+      auto rd = s.resp.body();
       uint64_t nx = 0, e = 0, st = 0;
       uint8_t flags = 0;
       rd.u64(&nx);
@@ -389,25 +466,22 @@ Status Tail::LastN(uint64_t n, std::map<uint32_t, uint64_t>* next) {
       rd.u64(&st);
       rd.u8(&flags);
       std::string_view b = rd.tail();
-      log::RecordCursor rc(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(b.data()), b.size()), off);
-      log::Record rec;
-      while (rc.Next(&rec) && rec.offset < end)
-        items.push_back({rec.arrival_ms, idx, rec.offset, std::string(rec.key), std::string(rec.data)});
-      if (!rc.status().ok()) return Damaged(idx, off, rc.status());
-      if (nx <= off) break;
-      off = nx;
+      if (nx <= s.off) return false;  // nothing more there
+      s.cur.emplace(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(b.data()), b.size()), s.off);
+      s.off = nx;
     }
+  };
+  for (auto& s : src) {
+    SK_ASSIGN_OR_RETURN(s.has, advance(s));
   }
-  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.ts < b.ts; });
-  size_t first = items.size() > n ? items.size() - n : 0;
-  for (size_t i = first; i < items.size() && !Done(); i++) {
-    log::Record r;
-    r.offset = items[i].offset;
-    r.arrival_ms = r.timestamp_ms = items[i].ts;
-    r.key = items[i].key;
-    r.data = items[i].data;
-    fmt_.Write(out_, o_.stream, items[i].shard, r);
+  while (!Done()) {
+    Source* best = nullptr;
+    for (auto& s : src)
+      if (s.has && (!best || s.rec.arrival_ms < best->rec.arrival_ms)) best = &s;  // ties: lower shard
+    if (!best) break;
+    fmt_.Write(out_, o_.stream, best->shard, best->rec);
     printed_++;
+    SK_ASSIGN_OR_RETURN(best->has, advance(*best));
   }
   out_.Flush();
   return Status::OK();
