@@ -104,7 +104,8 @@ Result<int64_t> ParseTimeMs(std::string_view t, int64_t now_ms) {
   }
   int64_t epoch;
   if (ParseInt(t, &epoch)) return epoch;
-  // ISO-8601: YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|±HH:MM]
+  // ISO-8601: YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|±HH:MM|±HHMM|±HH]; no zone: UTC. A
+  // comma may stand for the decimal point, as the standard allows.
   int Y, M, D, h = 0, m = 0, s = 0, ms = 0;
   auto bad = [&] {
     return Status::InvalidArgument(fmt::format(
@@ -126,7 +127,7 @@ Result<int64_t> ParseTimeMs(std::string_view t, int64_t now_ms) {
     if (i < t.size() && t[i] == ':') {
       if (!num(i + 1, 2, &s)) return bad();
       i += 3;
-      if (i < t.size() && t[i] == '.') {
+      if (i < t.size() && (t[i] == '.' || t[i] == ',')) {
         size_t j = i + 1;
         int frac = 0, digits = 0;
         while (j < t.size() && t[j] >= '0' && t[j] <= '9') {
@@ -142,9 +143,13 @@ Result<int64_t> ParseTimeMs(std::string_view t, int64_t now_ms) {
   int64_t offset_min = 0;
   if (i < t.size()) {
     if (t[i] == 'Z' && i + 1 == t.size()) {
-    } else if ((t[i] == '+' || t[i] == '-') && i + 6 == t.size() && t[i + 3] == ':') {
-      int oh, om;
-      if (!num(i + 1, 2, &oh) || !num(i + 4, 2, &om)) return bad();
+    } else if (t[i] == '+' || t[i] == '-') {
+      int oh = 0, om = 0;
+      size_t rest = t.size() - i - 1;
+      bool ok = rest == 5   ? t[i + 3] == ':' && num(i + 1, 2, &oh) && num(i + 4, 2, &om)
+                : rest == 4 ? num(i + 1, 2, &oh) && num(i + 3, 2, &om)
+                : rest == 2 && num(i + 1, 2, &oh);
+      if (!ok || oh > 23 || om > 59) return bad();
       offset_min = (oh * 60 + om) * (t[i] == '+' ? 1 : -1);
     } else {
       return bad();

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include "common/config.h"
 #include "util/crc32c.h"
 #include "util/status.h"
 #include "util/u128.h"
@@ -69,4 +70,19 @@ TEST_CASE("u128 decimal text round trips and rejects bad input") {
   CHECK(b[0] == 0x80);
   CHECK(b[15] == 5);
   CHECK(DecodeU128BE(b) == half + 5);
+}
+
+TEST_CASE("ISO-8601 times: zone forms, comma decimals; no zone is UTC") {
+  const int64_t base = 1764237073000;  // 2025-11-27T09:51:13Z
+  CHECK(*ParseTimeMs("2025-11-27T09:51:13Z", 0) == base);
+  CHECK(*ParseTimeMs("2025-11-27T09:51:13", 0) == base);
+  CHECK(*ParseTimeMs("2025-11-27T10:51:13+01:00", 0) == base);
+  CHECK(*ParseTimeMs("2025-11-27T10:51:13+0100", 0) == base);
+  CHECK(*ParseTimeMs("2025-11-27T10:51:13+01", 0) == base);
+  CHECK(*ParseTimeMs("2025-11-27T04:21:13-0530", 0) == base);
+  CHECK(*ParseTimeMs("2025-11-27T09:51:13.250Z", 0) == base + 250);
+  CHECK(*ParseTimeMs("2025-11-27T09:51:13,250Z", 0) == base + 250);
+  for (const char* bad : {"2025-11-27T09:51:13+1", "2025-11-27T09:51:13+01:0", "2025-11-27T09:51:13+2400",
+                          "2025-11-27T09:51:13+01:60", "2025-11-27T09:51:13Z+01"})
+    CHECK_MESSAGE(!ParseTimeMs(bad, 0).ok(), bad);
 }
