@@ -62,6 +62,15 @@ int Parse(CLI::App& app, int argc, char** argv, const char* tool) {
     std::fprintf(stderr, "%s: error: %s\nTry '%s --help' for more information.\n", tool, e.what(), tool);
     return kExitUsage;
   }
+  // An option given an empty value (--socket "", --data "$UNSET") is a mistake, not a
+  // request for the default: it must not land on the user's real server or data.
+  for (const CLI::Option* opt : app.get_options())
+    if (opt->nonpositional() && opt->count() > 0 && opt->get_expected_max() > 0)
+      for (const std::string& v : opt->results())
+        if (v.empty()) {
+          std::fprintf(stderr, "%s: error: %s: empty value\n", tool, opt->get_name().c_str());
+          return kExitUsage;
+        }
   return -1;
 }
 

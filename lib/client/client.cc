@@ -62,7 +62,9 @@ std::string ServerExecutable() {
 // once instead of after the whole connect timeout (EOF without a byte: it died first).
 Result<int> SpawnServer(const std::string& socket, const std::string& data) {
   std::error_code ec;
-  std::filesystem::create_directories(data, ec);
+  // A new data dir is private, like the socket (stream-serve(1)).
+  if (!std::filesystem::exists(data, ec) && std::filesystem::create_directories(data, ec))
+    std::filesystem::permissions(data, std::filesystem::perms::owner_all, ec);
   std::string logfile = data + "/serve.log";
   std::string exe = ServerExecutable();
   int ready[2];
@@ -186,7 +188,8 @@ Result<std::unique_ptr<Client>> Client::Connect(const ConnectOptions& opts) {
   }
   if (!fd.ok()) {
     if (absent)
-      return Status::IoError(fmt::format("no stream-serve at {} (start one with `stream-serve`, or drop --no-autostart)", path),
+      return Status::IoError(fmt::format("no stream-serve at {} (start one with `stream-serve`, or {})", path,
+                                         opts.autostart ? "unset STREAMKIT_NO_AUTOSTART" : "drop --no-autostart"),
                              fd.status().err());
     return Status::IoError(fd.status().message(), fd.status().err());
   }

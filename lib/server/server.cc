@@ -123,6 +123,8 @@ class WorkerPool {
 
 Result<FaultSpec> FaultSpec::Parse(std::string_view text) {
   FaultSpec f;
+  if (text.empty() || text.back() == ',')
+    return Status::InvalidArgument(fmt::format("faults '{}': expected name=value items separated by commas", text));
   while (!text.empty()) {
     size_t comma = text.find(',');
     std::string_view item = text.substr(0, comma);
@@ -138,7 +140,7 @@ Result<FaultSpec> FaultSpec::Parse(std::string_view text) {
       char* end = nullptr;
       std::string vs(v);
       double d = std::strtod(vs.c_str(), &end);
-      if (end == vs.c_str() || *end != '\0' || d < 0 || d > 1)
+      if (end == vs.c_str() || *end != '\0' || !(d >= 0 && d <= 1))  // NaN fails both
         return Status::InvalidArgument(fmt::format("fault '{}': the rate must be 0 to 1", item));
       (k == "throttle" ? f.throttle : f.fail) = d;
     } else {
@@ -207,7 +209,12 @@ Status Server::Start() {
   // must not leave a new empty data dir behind). Checked again before binding.
   if (SocketLive(opts_.socket_path))
     return Status::Busy(fmt::format("another server is listening on {}", opts_.socket_path));
+  // A data dir made here is private (0700), like the socket: the records are the
+  // user's. An existing one keeps the permissions it has.
+  bool new_dir = !io_->Exists(opts_.data_dir);
   SK_TRY(io_->CreateDirs(opts_.data_dir));
+  if (new_dir && ::chmod(opts_.data_dir.c_str(), 0700) != 0)
+    return Status::FromErrno(errno, fmt::format("chmod {}", opts_.data_dir));
   std::string lock_path = opts_.data_dir + "/serve.lock";
   lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lock_fd_ < 0) return Status::FromErrno(errno, fmt::format("open {}", lock_path));

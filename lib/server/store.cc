@@ -255,9 +255,10 @@ Status FileRoom(uint64_t shards, uint64_t reserve, const std::string& what) {
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return Status::OK();
   uint64_t limit = rl.rlim_cur, open = OpenFileCount(), need = shards * kFilesPerShard;
   if (open + need + reserve <= limit) return Status::OK();
-  return Status::IoError(fmt::format("{} need about {} open files and stream-serve has {} of its {} in use "
-                                     "(ulimit -n): raise its open-file limit (ulimit -n, LimitNOFILE=)",
-                                     what, need, open, limit),
+  return Status::IoError(fmt::format("{} need about {} open files, plus {} kept free for connections, and "
+                                     "stream-serve has {} of its {} in use (ulimit -n): raise its open-file "
+                                     "limit (ulimit -n, LimitNOFILE=)",
+                                     what, need, reserve, open, limit),
                          EMFILE);
 }
 }  // namespace
@@ -367,8 +368,8 @@ Result<std::shared_ptr<Stream>> Store::Create(const std::string& name, uint32_t 
   if (retention_ms < log::kHourMs || retention_ms > 8760 * log::kHourMs)
     return Status::InvalidArgument(fmt::format("retention {} out of range 1h-8760h", FormatDuration(retention_ms)));
   if (max_record_bytes == 0) max_record_bytes = 1u << 20;
-  if (max_record_bytes > 10u << 20)
-    return Status::InvalidArgument("max record size is at most 10 MiB");
+  if (max_record_bytes < 1024 || max_record_bytes > 10u << 20)
+    return Status::InvalidArgument("max record size must be 1 KiB to 10 MiB");
   std::lock_guard<std::mutex> g(mu_);
   if (streams_.count(name)) return Status::Busy(fmt::format("stream '{}' already exists", name));
   SK_TRY(CheckFileRoom(shards));

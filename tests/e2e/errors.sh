@@ -82,7 +82,7 @@ expect_rc 2 stream-put ok --key '' </dev/null
 expect_rc 2 stream-put ok --key-fixed '' </dev/null
 expect_rc 2 stream-put ok --hash-key '' </dev/null
 expect_rc 2 stream-tail ok --group ''
-expect_err "invalid group name ''"
+expect_err "\-\-group: empty value"
 expect_rc 2 stream-tail ok --group g -n 3
 expect_err "does not apply with --group"
 expect_rc 2 stream-tail ok --group g --until seq:5
@@ -162,4 +162,15 @@ wait "$FD_PID" || fail "stream-serve (ulimit -n 400) did not stop cleanly"
 # A data dir needing more open files than the limit: a clear error at start, exit 1.
 expect_rc 1 bash -c "ulimit -n 80; exec stream-serve --socket '$T/fd.sock' --data '$T/fd-data'"
 expect_err "ulimit -n"
+# A data dir the server makes is private; empty values are refused, not taken as
+# "the default" (that would be the user's real server and data).
+expect_eq "$(stat -c %a "$T/data")" 700 "mode of a new data dir"
+expect_rc 2 stream-serve --socket "" --data "$T/x"
+expect_err "\-\-socket: empty value"
+expect_rc 2 stream-tail x --data ""
+expect_rc 2 stream-ctl list --socket ""
+[ ! -e "$T/x" ] || fail "a refused stream-serve made its data dir"
+for bad in throttle=nan throttle=0.5, ,fail=0.1 ""; do
+  expect_rc 2 stream-serve --socket "$T/f.sock" --data "$T/f" --inject-faults "$bad"
+done
 echo "errors: ok"
