@@ -96,12 +96,18 @@ int main(int argc, char** argv) {
   // file that is not a socket), 4 for a file the data dir needs that is missing, else 1
   // (2 is kept for usage errors).
   if (Status s = srv.Start(); !s.ok()) {
-    tell(s.is(Status::Code::kBusy) ? 'B' : 'F');
+    // The reason goes to stderr (serve.log) before the client is told: it reads the
+    // log's last line as soon as it hears 'F'.
+    int rc;
     if ((s.err() == EMFILE || s.err() == ENFILE) && s.message().find("ulimit -n") == std::string::npos)
-      return tools::FailMsg(tool, tools::kExitFailure,
-                            fmt::format("{} (the open-file limit is {}: raise it with ulimit -n or LimitNOFILE=)",
-                                        s.message(), uint64_t(rl.rlim_cur)));
-    return tools::Fail(tool, s);
+      rc = tools::FailMsg(tool, tools::kExitFailure,
+                          fmt::format("{} (the open-file limit is {}: raise it with ulimit -n or LimitNOFILE=)",
+                                      s.message(), uint64_t(rl.rlim_cur)));
+    else
+      rc = tools::Fail(tool, s);
+    std::fflush(stderr);
+    tell(s.is(Status::Code::kBusy) ? 'B' : 'F');
+    return rc;
   }
   tell('R');
   std::atomic<bool> signalled{false};
