@@ -37,6 +37,8 @@ constexpr size_t kMaxInFlightBytes = 16u << 20;
 // backoff), or at the latest this long after the oldest unacknowledged send: a
 // producer fed a line at a time then wakes once per line, not twice (line, then ack).
 constexpr int kLazyAckMs = 20;
+// A lost server (stopped, restarted) is waited for this long before the put fails.
+constexpr int kReconnectSecs = 30;
 
 struct Options {
   std::string stream;
@@ -89,7 +91,7 @@ struct ShardState {
 
 class Producer {
  public:
-  Producer(Options o, client::Client& c) : o_(std::move(o)), c_(c) {}
+  Producer(Options o, std::unique_ptr<client::Client> c) : o_(std::move(o)), c_(std::move(c)) {}
 
   // Runs the put; with -v the summary follows, whatever the outcome, once the
   // stream was reached.
@@ -113,9 +115,14 @@ class Producer {
   Status Reroute(std::shared_ptr<Batch> b);
   void PrintReady();
   size_t OnWire() const { return inflight_.size(); }
+  // The connection broke (the server stopped or restarted): connect again, then
+  // resend every batch that was on the wire.
+  static bool Lost(const Status& s);
+  Status Reconnect();
 
   Options o_;
-  client::Client& c_;
+  std::unique_ptr<client::Client> c_;
+  uint64_t reconnects_ = 0;
   std::vector<ShardRoute> routes_;
   std::map<uint32_t, ShardState> shards_;
   std::map<uint32_t, std::shared_ptr<Batch>> inflight_;  // by correlation id
@@ -139,14 +146,14 @@ class Producer {
 };
 
 Result<std::vector<ShardRoute>> Producer::FetchShardMap() {
-  auto si = client::DescribeStream(c_, o_.stream);
+  auto si = client::DescribeStream(*c_, o_.stream);
   if (!si.ok() && si.status().is(Status::Code::kNotFound) && o_.create_shards > 0) {
-    auto cr = c_.Call(Type::kCreateStream, [&](Writer& w) {
+    auto cr = c_->Call(Type::kCreateStream, [&](Writer& w) {
       w.str(o_.stream).u32(o_.create_shards).i64(24 * 3600 * 1000LL).u8(0).u32(0);
     });
     if (!cr.ok()) return cr.status();
     if (!cr->ok() && cr->err != Err::kStreamExists) return client::ResponseStatus(*cr);
-    si = client::DescribeStream(c_, o_.stream);
+    si = client::DescribeStream(*c_, o_.stream);
   }
   if (!si.ok()) {
     if (si.status().is(Status::Code::kNotFound))
@@ -168,6 +175,52 @@ Status Producer::LoadShardMap() {
   return Status::OK();
 }
 
+bool Producer::Lost(const Status& s) {
+  return s.is(Status::Code::kClosed) || s.err() == EPIPE || s.err() == ECONNRESET || s.err() == ENOTCONN;
+}
+
+Status Producer::Reconnect() {
+  // Same producer id and sequence numbers on the new connection: the server keeps
+  // producer state across restarts (FORMAT.md §4), so a batch stored before the
+  // connection broke is answered as a duplicate, not stored twice. No autostart: a
+  // server someone stopped is not started again by a put.
+  std::fprintf(stderr, "%s: lost the server at %s; reconnecting (up to %d s)\n", kTool,
+               c_->socket_path().c_str(), kReconnectSecs);
+  client::ConnectOptions co = o_.conn;
+  co.autostart = false;
+  co.socket_path = c_->socket_path();
+  auto deadline = Clock::now() + std::chrono::seconds(kReconnectSecs);
+  for (;;) {
+    auto c = client::Client::Connect(co);
+    if (c.ok()) {
+      c_ = std::move(*c);
+      break;
+    }
+    if (Clock::now() >= deadline || tools::StopRequested())
+      return Status::IoError(fmt::format("lost the server and could not reconnect: {}", c.status().message()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  reconnects_++;
+  std::fprintf(stderr, "%s: reconnected; resending %zu unacknowledged batch(es)\n", kTool, inflight_.size());
+  auto now = Clock::now();
+  for (auto& [corr, b] : inflight_) b->needs_resend = true;
+  inflight_.clear();
+  for (auto& [i, st] : shards_) {
+    st.on_wire = 0;
+    // Whatever the old connection said about closed shards is asked again: a batch on
+    // the wire when it broke may have been stored, so it is resent, never rerouted.
+    st.closing = false;
+    for (auto& b : st.outstanding) {
+      if (b->doomed) {
+        b->doomed = false;
+        b->needs_resend = true;
+      }
+      if (b->needs_resend) b->not_before = now;
+    }
+  }
+  return Status::OK();
+}
+
 Status Producer::SettleClosedShards() {
   // A shard the server closed (split or merged) refuses every batch it gets from then
   // on. Its unacknowledged records go to the children, in their order, and only after
@@ -181,7 +234,9 @@ Status Producer::SettleClosedShards() {
     any = true;
   }
   if (!any) return Status::OK();
-  SK_ASSIGN_OR_RETURN(auto routes, FetchShardMap());
+  auto fetched = FetchShardMap();
+  if (!fetched.ok() && Lost(fetched.status())) return Reconnect();  // settled again afterwards
+  SK_ASSIGN_OR_RETURN(auto routes, std::move(fetched));
   auto routable = [&](uint32_t shard) {
     for (auto& r : routes)
       if (r.index == shard) return true;
@@ -284,8 +339,10 @@ Status Producer::SendReady() {
       if (b->sent && !b->needs_resend) continue;  // on the wire already
       if (b->not_before > now) break;                       // backing off; keep order
       uint32_t shard = idx;
-      SK_ASSIGN_OR_RETURN(uint32_t corr, c_.Send(Type::kProduce, [&](Writer& w) { w.str(o_.stream).u32(shard); },
-                                                 std::span<const uint8_t>(b->bytes)));
+      auto sent = c_->Send(Type::kProduce, [&](Writer& w) { w.str(o_.stream).u32(shard); },
+                           std::span<const uint8_t>(b->bytes));
+      if (!sent.ok() && Lost(sent.status())) return Reconnect();  // resent by the next call
+      SK_ASSIGN_OR_RETURN(uint32_t corr, std::move(sent));
       if (b->sent) retries_++;
       b->sent = true;
       b->sent_at = now;
@@ -442,9 +499,13 @@ Status Producer::Drain(bool all) {
     }
     // Reading acknowledgements costs a system call on the producer's path, so a
     // look that is not needed yet is skipped (frames already read are handled).
-    if (!all && !c_.HasBufferedResponse() && !AcksDue(Clock::now())) break;
-    auto r = c_.Receive(all ? 50 : 0);
+    if (!all && !c_->HasBufferedResponse() && !AcksDue(Clock::now())) break;
+    auto r = c_->Receive(all ? 50 : 0);
     if (!r.ok()) {
+      if (Lost(r.status())) {
+        SK_TRY(Reconnect());
+        continue;
+      }
       if (!r.status().is(Status::Code::kBusy)) return r.status();
       if (!all) break;  // only part of a response has arrived so far
       continue;
@@ -465,7 +526,8 @@ void Producer::PrintSummary() const {
   std::fprintf(stderr, "%s: %llu records, %llu bytes, %llu batches, %llu retries, %llu throttled, %llu map refreshes%s\n",
                kTool, (unsigned long long)records_, (unsigned long long)bytes_, (unsigned long long)batches_,
                (unsigned long long)retries_, (unsigned long long)throttles_, (unsigned long long)refreshes_,
-               bad_ ? fmt::format(", {} rejected input lines", bad_).c_str() : "");
+               (bad_ ? fmt::format(", {} rejected input lines", bad_) : std::string()).c_str());
+  if (reconnects_) std::fprintf(stderr, "%s: reconnected %llu time(s)\n", kTool, (unsigned long long)reconnects_);
 }
 
 int Producer::Put() {
@@ -479,7 +541,7 @@ int Producer::Put() {
   Status s = LoadShardMap();
   if (!s.ok()) return tools::Fail(kTool, s);
   reached_ = true;
-  auto pid = c_.CallOk(Type::kInitProducer, [](Writer&) {});
+  auto pid = c_->CallOk(Type::kInitProducer, [](Writer&) {});
   if (!pid.ok()) return tools::Fail(kTool, pid.status());
   auto rd = pid->body();
   uint16_t epoch = 0;
@@ -538,7 +600,7 @@ int Producer::Put() {
         want_acks = o_.print_seq || OnWire() >= o_.max_in_flight || age >= kLazyAckMs;
         if (!want_acks) wait = wait < 0 ? int(kLazyAckMs - age) : std::min(wait, int(kLazyAckMs - age));
       }
-      pollfd p[2] = {{0, POLLIN, 0}, {c_.fd(), POLLIN, 0}};
+      pollfd p[2] = {{0, POLLIN, 0}, {c_->fd(), POLLIN, 0}};
       // A batch due now (--linger 0) goes at once: no look at stdin first.
       int n = wait == 0 ? 0 : ::poll(p, want_acks ? 2 : 1, wait);
       if (n == 0 || (n > 0 && !(p[0].revents & (POLLIN | POLLHUP)))) {
@@ -632,7 +694,12 @@ int Producer::Put() {
     while (queued > o_.max_in_flight * 2 || queued_bytes > kMaxInFlightBytes) {
       s = SendReady();
       if (!s.ok()) return tools::Fail(kTool, s);
-      auto r = c_.Receive(50);
+      auto r = c_->Receive(50);
+      if (!r.ok() && Lost(r.status())) {
+        s = Reconnect();
+        if (!s.ok()) return tools::Fail(kTool, s);
+        continue;
+      }
       if (!r.ok() && !r.status().is(Status::Code::kBusy)) return tools::Fail(kTool, r.status());
       if (r.ok()) {
         s = HandleResponse(*r);
@@ -724,6 +791,6 @@ int main(int argc, char** argv) {
   tools::IgnoreSigpipe();
   auto c = client::Client::Connect(o.conn);
   if (!c.ok()) return tools::Fail(kTool, c.status());
-  Producer p(o, **c);
+  Producer p(o, std::move(*c));
   return p.Run();
 }

@@ -31,6 +31,19 @@ start_server
 [ ! -e "$T/data/streams/keep/groups/g.ckpt.tmp" ] || fail "a leftover g.ckpt.tmp was kept"
 expect_eq "$(stream-tail keep -n +1 | wc -l)" 55000 "interval policy after kill -9"
 
+# A put that outlives its server: stopped (SIGTERM) or killed mid-put and started
+# again, the server is reconnected to and every record is stored exactly once (the
+# batches on the wire are resent with their producer id and sequence numbers).
+stream-ctl create rc --shards 2 >/dev/null
+(seq 1 20; sleep 1.2; seq 21 40) | stream-put rc -v 2>"$T/rc.err" & PUT=$!
+sleep 0.6; stop_server; sleep 0.3; start_server
+wait "$PUT" || fail "stream-put across a server restart: exit $? ($(cat "$T/rc.err"))"
+grep -q "reconnected 1 time" "$T/rc.err" || fail "no reconnect reported: $(cat "$T/rc.err")"
+seq 100001 400000 | stream-put rc --batch-size 16KiB 2>"$T/rc.err" & PUT=$!
+sleep 0.2; kill9_server; sleep 0.3; start_server
+wait "$PUT" || fail "stream-put across a kill -9: exit $? ($(cat "$T/rc.err"))"
+expect_eq "$(stream-tail rc -n +1 | sort -u | wc -l) $(stream-tail rc -n +1 | wc -l)" "300040 300040" "records put across a restart and a kill -9, each once"
+
 # A second server on the same data dir refuses with a clear message.
 expect_rc 1 stream-serve --socket "$T/other.sock"
 expect_err "already owns the data dir"
