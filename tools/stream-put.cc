@@ -18,6 +18,7 @@
 #include "client/input.h"
 #include "common/config.h"
 #include "log/batch.h"
+#include "log/producer_state.h"
 #include "proto/protocol.h"
 #include "tool_common.h"
 #include "util/md5.h"
@@ -115,6 +116,9 @@ class Producer {
   Status Reroute(std::shared_ptr<Batch> b);
   void PrintReady();
   size_t OnWire() const { return inflight_.size(); }
+  // A shard has the server's window of batches on the wire and more to send: only
+  // acknowledgements let it go on.
+  bool WindowFull() const;
   // The connection broke (the server stopped or restarted): connect again, then
   // resend every batch that was on the wire.
   static bool Lost(const Status& s);
@@ -337,6 +341,10 @@ Status Producer::SendReady() {
     for (auto& b : st.outstanding) {
       if (OnWire() >= o_.max_in_flight) return Status::OK();
       if (b->sent && !b->needs_resend) continue;  // on the wire already
+      // At most the server's window of batches per shard unacknowledged: after a lost
+      // connection each is resent, and only a batch within the window the server
+      // remembers is recognised as stored (Kafka's max.in.flight <= 5 with idempotence).
+      if (st.on_wire >= log::kProducerWindow) break;
       if (b->not_before > now) break;                       // backing off; keep order
       uint32_t shard = idx;
       auto sent = c_->Send(Type::kProduce, [&](Writer& w) { w.str(o_.stream).u32(shard); },
@@ -357,12 +365,18 @@ Status Producer::SendReady() {
 // Milliseconds until the first batch backing off (throttled, failed) may be sent
 // again, rounded up; -1 when none waits only for time (the rest wait for answers,
 // and the socket is watched while anything is on the wire).
+bool Producer::WindowFull() const {
+  for (auto& [idx, st] : shards_)
+    if (st.on_wire >= log::kProducerWindow && st.outstanding.size() > st.on_wire) return true;
+  return false;
+}
+
 int Producer::RetryWaitMs() const {
   if (OnWire() >= o_.max_in_flight) return -1;
   auto now = Clock::now();
   int wait = -1;
   for (auto& [idx, st] : shards_) {
-    if (!MaySend(st)) continue;
+    if (!MaySend(st) || st.on_wire >= log::kProducerWindow) continue;  // waits for answers
     for (auto& b : st.outstanding) {
       if (b->sent && !b->needs_resend) continue;
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(b->not_before - now).count();
@@ -474,7 +488,7 @@ void Producer::PrintReady() {
 // time in one system call, not one per line.
 bool Producer::AcksDue(Clock::time_point now) const {
   if (OnWire() == 0) return false;
-  if (o_.print_seq || OnWire() >= (o_.max_in_flight + 1) / 2) return true;
+  if (o_.print_seq || OnWire() >= (o_.max_in_flight + 1) / 2 || WindowFull()) return true;
   return now - inflight_.begin()->second->sent_at >= std::chrono::milliseconds(kLazyAckMs);
 }
 
@@ -597,7 +611,7 @@ int Producer::Put() {
       bool want_acks = false;
       if (OnWire() > 0) {
         auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - inflight_.begin()->second->sent_at).count();
-        want_acks = o_.print_seq || OnWire() >= o_.max_in_flight || age >= kLazyAckMs;
+        want_acks = o_.print_seq || OnWire() >= o_.max_in_flight || WindowFull() || age >= kLazyAckMs;
         if (!want_acks) wait = wait < 0 ? int(kLazyAckMs - age) : std::min(wait, int(kLazyAckMs - age));
       }
       pollfd p[2] = {{0, POLLIN, 0}, {c_->fd(), POLLIN, 0}};

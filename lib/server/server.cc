@@ -704,11 +704,10 @@ void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, 
   if (!s) return fail(Err::kStreamNotFound, fmt::format("stream '{}' does not exist", name));
   std::shared_ptr<Shard> shard = s->FindShard(shard_index);
   if (!shard) return fail(Err::kWrongShard, fmt::format("{} of stream '{}' is unknown", proto::ShardIdName(shard_index), name));
-  // A closed shard's log is sealed too (the log refuses appends under its own lock,
-  // so none lands after the close); this is the early answer.
-  if (shard->closed.load() && !keep_time)
-    return fail(Err::kWrongShard, fmt::format("{} of stream '{}' is closed (resharded): refresh the shard map",
-                                              proto::ShardIdName(shard_index), name));
+  // A closed shard's log is sealed: it refuses appends under its own lock (none lands
+  // after the close), but only after its producer check, so a batch stored before the
+  // close and sent again (a producer that reconnected) is answered as the duplicate it
+  // is, not as "closed", which would make the producer store it again in a child.
   if (Inject(opts_.faults.throttle))
     return fail(Err::kThrottled, "throttled (injected by --inject-faults)");
   int64_t now = NowMs();
@@ -725,6 +724,9 @@ void Server::HandleProduce(const std::shared_ptr<Connection>& c, uint32_t corr, 
   auto res = shard->log->Append(bytes, keep_time);
   if (!res.ok()) {
     const Status& st = res.status();
+    if (st.is(Status::Code::kOutOfRange) && shard->closed.load())
+      return fail(Err::kWrongShard, fmt::format("{} of stream '{}' is closed (resharded): refresh the shard map",
+                                                proto::ShardIdName(shard_index), name));
     return fail(proto::ErrFromStatus(st), st.message());
   }
   if (!res->duplicate) shard->writes.Add(batch.size(), count, now);

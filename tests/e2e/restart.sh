@@ -44,6 +44,17 @@ sleep 0.2; kill9_server; sleep 0.3; start_server
 wait "$PUT" || fail "stream-put across a kill -9: exit $? ($(cat "$T/rc.err"))"
 expect_eq "$(stream-tail rc -n +1 | sort -u | wc -l) $(stream-tail rc -n +1 | wc -l)" "300040 300040" "records put across a restart and a kill -9, each once"
 
+# More batches of one shard on the wire than the server remembers per producer (5):
+# stream-put keeps at most that many unacknowledged, so that after a kill -9 every
+# resent batch is recognised (before: 'sent sequence 0 where 8 was expected', exit 1).
+stop_server
+start_server --inject-faults latency=1500   # answers come 1.5 s after the batch is stored
+stream-ctl create win >/dev/null
+(sleep 8; for i in 1 2 3 4 5 6 7 8; do echo w$i; sleep 0.05; done) | stream-put win --linger 0 2>"$T/win.err" & PUT=$!
+sleep 8.9; kill9_server; start_server
+wait "$PUT" || fail "stream-put with 8 batches unacknowledged at a kill -9: exit $? ($(cat "$T/win.err"))"
+expect_eq "$(stream-tail win -n +1 | sort | tr '\n' ' ')" "w1 w2 w3 w4 w5 w6 w7 w8 " "8 records put across a kill -9, each once"
+
 # A second server on the same data dir refuses with a clear message.
 expect_rc 1 stream-serve --socket "$T/other.sock"
 expect_err "already owns the data dir"
