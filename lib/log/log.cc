@@ -121,6 +121,14 @@ Status Log::Load(RecoveryReport* report) {
     segments_[opts_.initial_offset] = seg;
     SK_TRY(io_->SyncDir(dir_));
   }
+  // A segment kept with damage: its records past the damage arrived no later than the
+  // next non-empty segment's first one (arrival times never go backwards in a log).
+  int64_t later_first = Now();
+  for (auto it = segments_.rbegin(); it != segments_.rend(); ++it) {
+    if (it->second->kept_damage()) it->second->RaiseMaxArrival(later_first);
+    if (!it->second->empty() && it->second->first_arrival_ms() != INT64_MIN)
+      later_first = it->second->first_arrival_ms();
+  }
   active_ = segments_.rbegin()->second;
   end_ = active_->next_offset();
   synced_ = end_.load();

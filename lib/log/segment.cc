@@ -136,6 +136,7 @@ Status Segment::LoadIndexes(io::Io& io, const std::string& dir, uint64_t synced_
     }
     size_.store(now_size, std::memory_order_release);
     next_offset_.store(synced_end, std::memory_order_release);
+    kept_damage_ = true;
     return FlushIndexes();
   }
   if (!problem.empty() && report && report->problem.empty()) {

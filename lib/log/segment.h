@@ -67,6 +67,14 @@ class Segment {
   // Newest arrival time of any record (INT64_MIN when empty); first batch's time.
   int64_t max_arrival_ms() const { return max_arrival_.load(std::memory_order_acquire); }
   int64_t first_arrival_ms() const { return first_arrival_.load(std::memory_order_acquire); }
+  // Kept with damage at open (synced_end, Open): what lies past the damage was not
+  // scanned, so its arrival times are unknown; the log bounds them from above with
+  // the next segment's first arrival (RaiseMaxArrival), so that retention does not
+  // remove the segment early.
+  bool kept_damage() const { return kept_damage_; }
+  void RaiseMaxArrival(int64_t ms) {
+    if (ms > max_arrival_.load(std::memory_order_relaxed)) max_arrival_.store(ms, std::memory_order_release);
+  }
   // The newest append_time_ms stamped by the log (not create times): the floor for the
   // next stamp, so arrival times never go backwards across a restart.
   int64_t last_append_time_ms() const { return last_append_time_.load(std::memory_order_acquire); }
@@ -127,6 +135,7 @@ class Segment {
   int appends_since_flush_ = 0;
   bool broken_ = false;
   bool sealed_ = false;
+  bool kept_damage_ = false;
   // Blocks reserved ahead of the end, up to spare_end_ (Append). An opened segment
   // may still hold some from before a crash, of unknown extent: crash_spare_ makes
   // Seal/Close give them back. preallocate_ turns off after the first failure.

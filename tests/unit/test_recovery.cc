@@ -394,3 +394,28 @@ TEST_CASE("a recovery that cuts below the recovery point lowers it") {
   CHECK((*log)->end_offset() == 117);
   CHECK(RecoveryPointOnDisk(dir.sub("s")) == 117);
 }
+
+TEST_CASE("a segment kept with damage in its first batch is not removed early by retention") {
+  // Its arrival times past the damage are unknown (the scan stopped there): the next
+  // segment's first arrival bounds them, so 24 h retention keeps it.
+  TempDir dir;
+  LogOptions o = Opts();
+  o.segment_bytes = 1024;
+  auto bases = BuildSegmentedLog(dir.sub("s"), o);
+  std::string seg = dir.sub("s/" + SegmentFileName(bases[0], kLogExt));
+  {
+    std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(80);
+    f.put('\x5a');
+  }
+  fs::remove(dir.sub("s/" + SegmentFileName(bases[0], kIndexExt)));  // the scan starts at byte 0
+  RecoveryReport rep;
+  auto log = Log::Open(TestIo(), dir.sub("s"), o, &rep);
+  REQUIRE(log.ok());
+  CHECK(rep.damaged_kept == 1);
+  auto r = (*log)->ApplyRetention();
+  REQUIRE(r.ok());
+  CHECK(r->segments_removed == 0);
+  CHECK((*log)->start_offset() == 0);
+  CheckReadStartsAt(**log, bases[1]);
+}
