@@ -637,9 +637,11 @@ Status Tail::FetchLoop(bool follow) {
     if (group_mode_ && Clock::now() - last_heartbeat_ >= std::chrono::milliseconds(kHeartbeatMs)) {
       // Checkpoint what is written before asking: a shard given to another member
       // then resumes exactly where we stopped (no re-delivery on a rebalance).
+      // Every cursor: following, a fetch stays parked (in flight) nearly all the time,
+      // and a shard this heartbeat hands over must not be read again from an older
+      // checkpoint (a cursor's next is one past its last printed record).
       if (!out_.Flush()) return Status::OK();
-      for (auto& [i, cur] : cursors_)
-        if (!cur.in_flight) cur.written = cur.next;
+      for (auto& [i, cur] : cursors_) cur.written = cur.next;
       SK_TRY(Commit(true));
       SK_TRY(Heartbeat(false));
     }
