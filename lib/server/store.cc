@@ -760,8 +760,8 @@ Result<std::vector<proto::GroupAssignment>> Store::GroupHeartbeat(Stream& s, con
   // The shards this member held and no longer owns are free now: stream-tail commits
   // what it printed just before asking; stream-firehose drops what it buffered and
   // its late commits are refused (its intent files make the new owner's redelivery
-  // write the same files). Of its own, it gets those that no
-  // other member still holds; the rest come at a later heartbeat, once released.
+  // write the same files). Of its own, it gets those that no other member still
+  // holds; the rest come at a later heartbeat, once released.
   const auto& mine = g->members[member].shards;
   for (auto h = g->holders.begin(); h != g->holders.end();)
     h = h->second == member && std::find(mine.begin(), mine.end(), h->first) == mine.end()
