@@ -362,15 +362,15 @@ Status Producer::SendReady() {
   return Status::OK();
 }
 
-// Milliseconds until the first batch backing off (throttled, failed) may be sent
-// again, rounded up; -1 when none waits only for time (the rest wait for answers,
-// and the socket is watched while anything is on the wire).
 bool Producer::WindowFull() const {
   for (auto& [idx, st] : shards_)
     if (st.on_wire >= log::kProducerWindow && st.outstanding.size() > st.on_wire) return true;
   return false;
 }
 
+// Milliseconds until the first batch backing off (throttled, failed) may be sent
+// again, rounded up; -1 when none waits only for time (the rest wait for answers,
+// and the socket is watched while anything is on the wire).
 int Producer::RetryWaitMs() const {
   if (OnWire() >= o_.max_in_flight) return -1;
   auto now = Clock::now();
